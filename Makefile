@@ -1,0 +1,56 @@
+# Every target bootstraps .venv itself (python3 -m venv + pip install -e ".[dev]").
+PYTHON  ?= python3
+VENV    ?= .venv
+PROFILE ?= standard
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+# Data: $MEDLIB_DATA if set, else ../shared/datasets when it exists, else <repo>/datasets.
+ifeq ($(MEDLIB_DATA),)
+ifneq ($(wildcard ../shared/datasets/medmnist),)
+export MEDLIB_DATA := $(abspath ../shared/datasets)
+endif
+endif
+
+.PHONY: setup run test lint unit nbval bench lab clean-runs help
+
+help:
+	@echo "make run    execute every chapter with papermill (PROFILE=$(PROFILE)) into runs/"
+	@echo "make test   lint + unit tests + every notebook under nbval in the smoke profile"
+	@echo "make lab    open JupyterLab on notebooks/"
+	@echo "make bench  run the benchmarks in bench/"
+	@echo "data: MEDLIB_DATA=$(MEDLIB_DATA)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	MEDLIB_PROFILE=$(PROFILE) $(BIN)/medlib run all --profile $(PROFILE) --quiet
+	@echo "results are in $(abspath runs)/<chapter>/<run-id>/ (results.json, executed notebook, figures)"
+	@$(BIN)/medlib leaderboard
+
+lint: $(STAMP)
+	$(BIN)/ruff check medlib tests notebooks bench
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests -q
+
+nbval: $(STAMP)
+	MEDLIB_PROFILE=smoke MEDLIB_HEADLESS=1 MEDLIB_RUNS=$(abspath build)/nbval-runs \
+	  $(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks -q -p no:cacheprovider
+
+test: lint unit nbval
+
+bench: $(STAMP)
+	$(BIN)/python bench/data_pipeline.py
+	$(BIN)/python bench/time_to_baseline.py
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+clean-runs:
+	@echo "runs/ holds your results; remove it by hand if you really mean it: rm -r runs"

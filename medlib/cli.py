@@ -1,0 +1,242 @@
+"""The `medlib` command: list chapters, run them with papermill, check data, show results.
+
+    medlib list                               chapters and their parameters
+    medlib run 01_cnn -p dataset breastmnist  one run into runs/01_cnn/<run-id>/
+    medlib run all --profile smoke            every chapter (skips finished identical runs)
+    medlib data                               which datasets are present and verified
+    medlib leaderboard                        every recorded run as a table
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime as _dt
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+from medlib import paths
+
+NOTEBOOKS = paths.REPO_ROOT / "notebooks"
+
+
+def chapters() -> dict[str, Path]:
+    """Chapter name -> notebook, e.g. '01_cnn' -> notebooks/01_cnn.ipynb."""
+    return {p.stem: p for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
+
+
+def find_chapter(name: str) -> tuple[str, Path]:
+    chs = chapters()
+    if name in chs:
+        return name, chs[name]
+    matches = [c for c in chs if c.startswith(name + "_") or c.split("_", 1)[1] == name]
+    if len(matches) == 1:
+        return matches[0], chs[matches[0]]
+    raise SystemExit(f"error: unknown chapter {name!r}; valid chapters: {', '.join(chs) or '(none found)'}")
+
+
+def notebook_parameters(nb: Path) -> dict[str, dict]:
+    """The `parameters` cell of a notebook, read by papermill: {name: {default, type, help}}."""
+    import papermill as pm
+
+    return {p["name"]: p for p in pm.inspect_notebook(str(nb)).values()}
+
+
+def parse_value(text: str):
+    """'3' -> 3, '0.1' -> 0.1, 'None' -> None, 'True' -> True, anything else -> the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _cmd_list(args) -> int:
+    chs = chapters()
+    if not chs:
+        print(f"no chapter notebooks found in {NOTEBOOKS}")
+        return 1
+    for name, nb in chs.items():
+        print(name)
+        for p in notebook_parameters(nb).values():
+            hint = f"  # {p['help']}" if p.get("help") else ""
+            print(f"    {p['name']:<16} = {p['default']:<24} ({p['inferred_type_name']}){hint}")
+    return 0
+
+
+def _fingerprint(chapter: str, params: dict) -> str:
+    return json.dumps({"chapter": chapter, "params": params}, sort_keys=True, default=str)
+
+
+def _finished_run(chapter: str, params: dict, runs_root: Path) -> Path | None:
+    """An earlier run of the same chapter with the same parameters that completed."""
+    key = _fingerprint(chapter, params)
+    for meta in sorted((runs_root / chapter).glob("*/run.json")):
+        try:
+            m = json.loads(meta.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if m.get("status") == "ok" and m.get("key") == key and (meta.parent / "results.json").exists():
+            return meta.parent
+    return None
+
+
+def run_chapter(chapter: str, raw_params: list[tuple[str, str]], profile: str | None, name: str | None,
+                runs_root: Path, skip_done: bool = False, quiet: bool = False) -> int:
+    import papermill as pm
+
+    chapter, nb = find_chapter(chapter)
+    valid = notebook_parameters(nb)
+    params = {}
+    for key, text in raw_params:
+        if key not in valid:
+            print(f"error: {chapter} has no parameter {key!r}; valid parameters: {', '.join(valid)}",
+                  file=sys.stderr)
+            return 2
+        params[key] = parse_value(text)
+    if profile is not None:
+        params["profile"] = profile
+    elif "profile" in valid and os.environ.get("MEDLIB_PROFILE"):
+        params["profile"] = os.environ["MEDLIB_PROFILE"]
+
+    if skip_done:
+        done = _finished_run(chapter, params, runs_root)
+        if done is not None:
+            print(f"{chapter}: already done with these parameters -> {done} (skipped)")
+            return 0
+
+    root = runs_root / paths.safe_name(chapter, "chapter")
+    if name is not None:
+        run_dir = paths.inside(root / paths.safe_name(name), root)
+        if run_dir.exists():
+            print(f"error: run {run_dir} already exists; choose another --name (runs are never overwritten)",
+                  file=sys.stderr)
+            return 2
+    else:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        tag = "-".join(str(params[k]) for k in ("dataset", "model") if k in params)
+        tag = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(tag).name)[:60]
+        run_dir = root / f"{stamp}{'-' + tag if tag else ''}-{secrets.token_hex(2)}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    out_nb = run_dir / nb.name
+    meta = {"chapter": chapter, "params": params, "key": _fingerprint(chapter, params),
+            "status": "running", "notebook": str(out_nb)}
+    (run_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
+
+    os.environ["MEDLIB_RUN_DIR"] = str(run_dir)
+    print(f"{chapter}: running {nb.relative_to(paths.REPO_ROOT)} with {params or 'defaults'} -> {run_dir}")
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(nb), str(out_nb), parameters=params, cwd=str(NOTEBOOKS),
+                            progress_bar=False, log_output=not quiet)
+    except pm.PapermillExecutionError as e:
+        meta.update(status="failed", error=f"{e.ename}: {e.evalue}")
+        (run_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
+        print(f"\n{chapter}: FAILED in cell {e.exec_count}: {e.ename}: {e.evalue}", file=sys.stderr)
+        print(f"the partly executed notebook is at {out_nb}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        meta.update(status="interrupted")
+        (run_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
+        print(f"\n{chapter}: interrupted; partial notebook at {out_nb}", file=sys.stderr)
+        return 130
+    finally:
+        os.environ.pop("MEDLIB_RUN_DIR", None)
+    seconds = time.perf_counter() - t0
+    results = run_dir / "results.json"
+    meta.update(status="ok" if results.exists() else "no-results", seconds=round(seconds, 1))
+    (run_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
+    print(f"{chapter}: done in {seconds:.0f} s; notebook {out_nb}")
+    if results.exists():
+        r = json.loads(results.read_text())
+        head = ", ".join(f"{k}={v:.3f}" for k, v in (r.get("metrics", {}).get("test") or {}).items()
+                         if isinstance(v, (int, float)))
+        print(f"{chapter}: results {results}" + (f"\n    test: {head}" if head else ""))
+        return 0
+    print(f"{chapter}: warning: the notebook finished but wrote no results.json", file=sys.stderr)
+    return 1
+
+
+def _cmd_run(args) -> int:
+    runs_root = paths.runs_dir(args.runs)
+    targets = list(chapters()) if args.chapter == "all" else [args.chapter]
+    if args.chapter == "all" and args.name:
+        print("error: --name names one run; it cannot be used with 'all'", file=sys.stderr)
+        return 2
+    codes = {}
+    for ch in targets:
+        codes[ch] = run_chapter(ch, args.param, args.profile, args.name, runs_root,
+                                skip_done=args.skip_done, quiet=args.quiet)
+    if len(targets) > 1:
+        print("\nsummary: " + ", ".join(f"{c} {'ok' if v == 0 else 'FAILED'}" for c, v in codes.items()))
+        print(f"results: {runs_root}  (medlib leaderboard shows them as a table)")
+    return max(codes.values(), default=0)
+
+
+def _cmd_data(args) -> int:
+    from medlib.data.medmnist import available
+    from medlib.data.registry import registry
+
+    root = paths.data_dir(args.data)
+    print("data directory (argument > $MEDLIB_DATA > <repo>/datasets):")
+    print(f"  {root}   ({'exists' if root.exists() else 'MISSING'})")
+    found = available(root)
+    print(f"\nMedMNIST files in {root / 'medmnist'}: {len(found)} of "
+          f"{sum(len(i.sizes) for i in registry().values())} known")
+    for flag, size, p, status in found:
+        print(f"  {flag:<16} {size:>3} px  {status:<18} {p.name}")
+    for name in ("dsb2018_96", "drive"):
+        d = root / name
+        print(f"{name:<18} {'present' if d.is_dir() else 'absent'}  {d}")
+    bad = [f for f in found if f[3] != "verified"]
+    return 1 if bad else 0
+
+
+def _cmd_leaderboard(args) -> int:
+    from medlib.results import leaderboard
+
+    df = leaderboard(args.runs, split=args.split, chapter=args.chapter)
+    if df.empty:
+        print(f"no results.json under {paths.runs_dir(args.runs)}")
+        return 0
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
+        print(df.drop(columns=["run"]).to_string(index=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="medlib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="chapters and their parameters").set_defaults(fn=_cmd_list)
+    r = sub.add_parser("run", help="run a chapter (or 'all') with papermill")
+    r.add_argument("chapter", help="e.g. 01_cnn, 01, cnn, or 'all'")
+    r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    r.add_argument("--profile", choices=["smoke", "standard", "paper"])
+    r.add_argument("--name", help="run directory name (default: timestamp-dataset-model-random)")
+    r.add_argument("--runs", help="runs directory (default: $MEDLIB_RUNS or <repo>/runs)")
+    r.add_argument("--skip-done", action="store_true", help="skip a chapter already run with the same parameters")
+    r.add_argument("--quiet", action="store_true", help="do not echo the notebook's output")
+    r.set_defaults(fn=_cmd_run)
+    d = sub.add_parser("data", help="which datasets are present and verified")
+    d.add_argument("--data", help="data directory (default: $MEDLIB_DATA or <repo>/datasets)")
+    d.set_defaults(fn=_cmd_data)
+    lb = sub.add_parser("leaderboard", help="all recorded results as a table")
+    lb.add_argument("--runs")
+    lb.add_argument("--split", default="test")
+    lb.add_argument("--chapter")
+    lb.set_defaults(fn=_cmd_leaderboard)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets: the MedMNIST registry and loader, segmentation sets, synthetic data, augmentation."""

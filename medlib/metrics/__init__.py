@@ -1,0 +1,1 @@
+"""Metrics: classification (ACC/AUC as MedMNIST reports them, calibration, CIs), segmentation."""

@@ -1,0 +1,1 @@
+"""Models, one module per chapter family: cnn, rnn, autoencoder, gan, unet, vit, hybrid."""

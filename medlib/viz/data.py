@@ -1,0 +1,103 @@
+"""Figures for looking at data: class montages, class balance, intensities, 3D slice grids.
+Explained in chapter 00 (data tour)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from medlib.data.medmnist import MedMNISTData, Split
+
+
+def _show(ax, img: torch.Tensor) -> None:
+    """Draw one (C, H, W) uint8 image: grey for one channel, RGB for three."""
+    a = img.numpy()
+    if a.shape[0] == 1:
+        ax.imshow(a[0], cmap="gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(a.transpose(1, 2, 0))
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def montage_by_class(split: Split, n_per_class: int = 8, seed: int = 0, title: str | None = None):
+    """One row per class (per label for multi-label) of random examples of a 2D split."""
+    info = split.info
+    rng = np.random.default_rng(seed)
+    y = split.labels.numpy()
+    k = info.n_classes
+    fig, axes = plt.subplots(k, n_per_class, figsize=(n_per_class * 0.9, k * 0.95 + 0.4), squeeze=False)
+    for c in range(k):
+        members = np.flatnonzero(y[:, c] == 1) if info.multilabel else np.flatnonzero(y[:, 0] == c)
+        picks = rng.choice(members, min(n_per_class, len(members)), replace=False) if len(members) else []
+        for j in range(n_per_class):
+            ax = axes[c, j]
+            if j < len(picks):
+                _show(ax, split.images[picks[j]])
+            else:
+                ax.axis("off")
+        name = info.labels[c][:18]
+        axes[c, 0].set_ylabel(name if name == str(c) else f"{c}: {name}", rotation=0, ha="right",
+                              va="center", fontsize=8)
+    fig.suptitle(title or f"{info.title}: {split.name} examples per class", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def class_balance(data: MedMNISTData, ax=None):
+    """Grouped bars: items per class (or per positive label) in train / val / test."""
+    info = data.info
+    ax = ax or plt.subplots(figsize=(max(4, info.n_classes * 0.7 + 2), 2.8))[1]
+    width = 0.27
+    x = np.arange(info.n_classes)
+    for i, (name, color) in enumerate(zip(("train", "val", "test"), ("#3b6ea8", "#f0a030", "#5aa469"))):
+        counts = data.split(name).class_counts()
+        ax.bar(x + (i - 1) * width, counts / counts.sum(), width, label=f"{name} (n={len(data.split(name))})",
+               color=color)
+    names = [info.labels[c][:12] for c in x]
+    ax.set_xticks(x, [f"{c}" if info.n_classes > 6 or names[c] == str(c) else f"{c}: {names[c]}" for c in x],
+                  fontsize=7, rotation=0 if info.n_classes <= 4 else 30)
+    ax.set_ylabel("share of split" + (" (positives)" if info.multilabel else ""))
+    ax.set_title(f"{info.title}: class balance ({info.task})", fontsize=10)
+    ax.legend(fontsize=7, frameon=False)
+    return ax.figure
+
+
+def intensity_histograms(split: Split, ax=None, max_items: int = 2000, seed: int = 0):
+    """Pixel-intensity histogram per class (a random sample of at most `max_items` images)."""
+    info = split.info
+    ax = ax or plt.subplots(figsize=(4.5, 2.8))[1]
+    sub = split.subset(max_items, seed) if not info.multilabel else split
+    y = sub.labels.numpy()
+    for c in range(info.n_classes):
+        m = (y[:, c] == 1) if info.multilabel else (y[:, 0] == c)
+        if m.any():
+            px = sub.images[torch.from_numpy(m)].float().flatten()
+            ax.hist(px.numpy(), bins=64, range=(0, 255), density=True, histtype="step",
+                    label=info.labels[c][:16])
+    ax.set_xlabel("pixel value (uint8)")
+    ax.set_ylabel("density")
+    ax.set_title(f"{info.title}: intensities by class", fontsize=10)
+    ax.legend(fontsize=6, frameon=False, ncol=2 if info.n_classes > 4 else 1)
+    return ax.figure
+
+
+def slice_grid(volume: torch.Tensor, n: int = 8, title: str = ""):
+    """Three rows (axial, coronal, sagittal) of `n` evenly spaced slices of a (1, D, H, W) volume."""
+    v = volume[0].numpy()
+    depth = v.shape[0]
+    idx = np.linspace(depth * 0.15, depth * 0.85, n).astype(int)
+    views = {"axial": lambda i: v[i], "coronal": lambda i: v[:, i], "sagittal": lambda i: v[:, :, i]}
+    fig, axes = plt.subplots(3, n, figsize=(n * 0.95, 3.2))
+    for r, (name, take) in enumerate(views.items()):
+        for j, i in enumerate(idx):
+            axes[r, j].imshow(take(i), cmap="gray", vmin=0, vmax=255)
+            axes[r, j].set_xticks([])
+            axes[r, j].set_yticks([])
+            if r == 0:
+                axes[r, j].set_title(f"{i}", fontsize=7)
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -22,8 +22,7 @@ help:
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install -qq -e ".[dev]"
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -34,7 +33,7 @@ run: $(STAMP)
 	@$(BIN)/medlib leaderboard
 
 lint: $(STAMP)
-	$(BIN)/ruff check medlib tests notebooks bench
+	$(BIN)/ruff check medlib tests notebooks $(wildcard bench)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -q

@@ -224,6 +224,9 @@ def fit(
         hist.epochs, hist.best_epoch, hist.best_score = state["epochs"], state["best_epoch"], state["best_score"]
         best_state, start = state["best_model"], state["epoch"] + 1
         torch.set_rng_state(state["rng"])
+        if isinstance(loader, TensorLoader) and "loader_rng" in state:  # same batches as unbroken
+            loader.generator.set_state(state["loader_rng"])
+            loader.aug_generator.set_state(state["aug_rng"])
         if progress:
             print(f"resumed from {ckpt} after epoch {start}")
 
@@ -276,7 +279,10 @@ def fit(
             _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
                           "schedule": sched.state_dict(), "epoch": epoch, "epochs": hist.epochs,
                           "best_epoch": hist.best_epoch, "best_score": hist.best_score,
-                          "best_model": best_state, "rng": torch.get_rng_state()}, ckpt)
+                          "best_model": best_state, "rng": torch.get_rng_state(),
+                          **({"loader_rng": loader.generator.get_state(),
+                              "aug_rng": loader.aug_generator.get_state()}
+                             if isinstance(loader, TensorLoader) else {})}, ckpt)
     if best_state is not None:
         model.load_state_dict(best_state)
     return hist

@@ -41,6 +41,7 @@ def test_missing_file_offline_names_file_md5_url_and_remedies(tmp_path, monkeypa
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(medmnist.urllib.request, "urlopen", no_network)
+    monkeypatch.delenv("MEDLIB_OFFLINE", raising=False)
     monkeypatch.setenv("MEDLIB_DATA", str(tmp_path))
     with pytest.raises(DataError) as e:
         load("pneumoniamnist")
@@ -49,6 +50,16 @@ def test_missing_file_offline_names_file_md5_url_and_remedies(tmp_path, monkeypa
                  str(tmp_path / "medmnist" / "pneumoniamnist.npz"), "MEDLIB_DATA", "no network"):
         assert part in msg
     assert not list(tmp_path.rglob("*.part")), "a failed download left a partial file"
+
+
+def test_offline_mode_never_tries_the_network(tmp_path, monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("network used in offline mode")
+
+    monkeypatch.setattr(medmnist.urllib.request, "urlopen", fail)
+    monkeypatch.setenv("MEDLIB_OFFLINE", "1")
+    with pytest.raises(DataError, match="MEDLIB_OFFLINE is set"):
+        load("breastmnist", root=tmp_path)
 
 
 def test_truncated_file_is_a_checksum_error_and_is_kept(tmp_path, data_root):

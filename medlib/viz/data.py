@@ -55,7 +55,7 @@ def class_balance(data: MedMNISTData, ax=None):
         counts = data.split(name).class_counts()
         ax.bar(x + (i - 1) * width, counts / counts.sum(), width, label=f"{name} (n={len(data.split(name))})",
                color=color)
-    names = [info.labels[c][:12] for c in x]
+    names = [info.labels[c][:18] for c in x]
     ax.set_xticks(x, [f"{c}" if info.n_classes > 6 or names[c] == str(c) else f"{c}: {names[c]}" for c in x],
                   fontsize=7, rotation=0 if info.n_classes <= 4 else 30)
     ax.set_ylabel("share of split" + (" (positives)" if info.multilabel else ""))

@@ -83,20 +83,32 @@ def intensity_histograms(split: Split, ax=None, max_items: int = 2000, seed: int
     return ax.figure
 
 
+def _extent(v: np.ndarray, axis: int, n: int) -> np.ndarray:
+    """`n` slice indices spread over the part of `axis` where the volume is not empty."""
+    other = tuple(a for a in range(3) if a != axis)
+    filled = np.flatnonzero(v.max(axis=other) > v.min())
+    lo, hi = (filled[0], filled[-1]) if len(filled) else (0, v.shape[axis] - 1)
+    return np.unique(np.linspace(lo, hi, n).round().astype(int))
+
+
 def slice_grid(volume: torch.Tensor, n: int = 8, title: str = ""):
-    """Three rows (axial, coronal, sagittal) of `n` evenly spaced slices of a (1, D, H, W) volume."""
+    """Three rows (axial, coronal, sagittal) of `n` slices of a (1, D, H, W) volume, spread over
+    the extent where the volume is not empty (index above each slice)."""
     v = volume[0].numpy()
-    depth = v.shape[0]
-    idx = np.linspace(depth * 0.15, depth * 0.85, n).astype(int)
-    views = {"axial": lambda i: v[i], "coronal": lambda i: v[:, i], "sagittal": lambda i: v[:, :, i]}
-    fig, axes = plt.subplots(3, n, figsize=(n * 0.95, 3.2))
-    for r, (name, take) in enumerate(views.items()):
-        for j, i in enumerate(idx):
-            axes[r, j].imshow(take(i), cmap="gray", vmin=0, vmax=255)
-            axes[r, j].set_xticks([])
-            axes[r, j].set_yticks([])
-            if r == 0:
-                axes[r, j].set_title(f"{i}", fontsize=7)
+    views = {"axial": (0, lambda i: v[i]), "coronal": (1, lambda i: v[:, i]),
+             "sagittal": (2, lambda i: v[:, :, i])}
+    fig, axes = plt.subplots(3, n, figsize=(n * 0.95, 3.4))
+    for r, (name, (axis, take)) in enumerate(views.items()):
+        idx = _extent(v, axis, n)
+        for j in range(n):
+            ax = axes[r, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(idx):
+                ax.axis("off")
+                continue
+            ax.imshow(take(idx[j]), cmap="gray", vmin=0, vmax=255)
+            ax.set_title(f"{idx[j]}", fontsize=7, pad=2)
         axes[r, 0].set_ylabel(name, fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

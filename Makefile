@@ -11,6 +11,10 @@ export MEDLIB_DATA := $(abspath ../shared/datasets)
 endif
 endif
 
+# OpenMP threads wait passively instead of spinning: on a busy or shared CPU spinning threads
+# slowed PyTorch several-fold (measured on the 2-core CI machine). Kernels inherit it.
+export OMP_WAIT_POLICY ?= PASSIVE
+
 .PHONY: setup run test lint unit nbval bench lab clean-runs help
 
 help:

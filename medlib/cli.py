@@ -127,6 +127,8 @@ def run_chapter(chapter: str, raw_params: list[tuple[str, str]], profile: str | 
     (run_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
 
     os.environ["MEDLIB_RUN_DIR"] = str(run_dir)
+    # the kernel inherits this: spinning OpenMP threads slow PyTorch several-fold on a busy CPU
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     print(f"{chapter}: running {nb.relative_to(paths.REPO_ROOT)} with {params or 'defaults'} -> {run_dir}")
     t0 = time.perf_counter()
     try:

@@ -3,7 +3,8 @@
 Classification is the default (loss and validation metrics follow the MedMNIST task);
 other objectives pass `loss_fn(logits, y)` and `evaluate_fn(model) -> dict`.
 Features: AdamW (default) or MedMNIST's Adam + multistep schedule, cosine schedule with
-warm-up, mixed precision on CUDA, tqdm.auto progress, best-epoch selection with its
+warm-up, mixed precision on CUDA (bf16, or fp16 where bf16 is unsupported; `amp=False` for
+fp32), tqdm.auto progress, best-epoch selection with its
 weights restored, checkpoint + resume, a NaN guard and per-epoch history.
 Explained in chapter 01.
 """
@@ -74,14 +75,16 @@ def scores_from_logits(logits: torch.Tensor, task: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, split: Split, device=None, batch_size: int = 512, tta: bool = False) -> np.ndarray:
-    """Scores (N, K) for a split. `tta`: also average over the horizontal flip."""
+def predict(model: nn.Module, split: Split, device=None, batch_size: int = 512, tta: bool = False,
+            amp: bool = True) -> np.ndarray:
+    """Scores (N, K) for a split. `tta`: also average over the horizontal flip.
+    `amp`: mixed precision on CUDA (no effect on CPU); False computes in fp32."""
     device = device or next(model.parameters()).device
     model.eval()
     task = split.info.task
     out = []
     for x, _ in TensorLoader(split, batch_size, device=device):
-        with _autocast(device):
+        with _autocast(device, amp):
             p = scores_from_logits(model(x).float(), task)
             if tta:
                 p = (p + scores_from_logits(model(x.flip(-1)).float(), task)) / 2
@@ -89,9 +92,10 @@ def predict(model: nn.Module, split: Split, device=None, batch_size: int = 512, 
     return torch.cat(out).numpy()
 
 
-def evaluate(model: nn.Module, split: Split, device=None, batch_size: int = 512, tta: bool = False) -> dict:
+def evaluate(model: nn.Module, split: Split, device=None, batch_size: int = 512, tta: bool = False,
+             amp: bool = True) -> dict:
     """Metrics of a split (auc, acc, ece, f1, ...; see metrics.classification) plus `loss`."""
-    scores = predict(model, split, device, batch_size, tta)
+    scores = predict(model, split, device, batch_size, tta, amp)
     y = split.labels.numpy()
     info = split.info
     m = classification_metrics(y, scores, info.task, info.n_classes)
@@ -103,9 +107,9 @@ def evaluate(model: nn.Module, split: Split, device=None, batch_size: int = 512,
     return m
 
 
-def _autocast(device: torch.device):
+def _autocast(device: torch.device, enabled: bool = True):
     device = torch.device(device)
-    if device.type == "cuda":
+    if enabled and device.type == "cuda":
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
     return torch.autocast("cpu", enabled=False)
@@ -169,6 +173,7 @@ def fit(
     warmup_epochs: float = 0.0,
     milestones=(0.5, 0.75),
     batch_size: int = 128,
+    drop_last: bool | None = None,
     augment: Callable | None = None,
     loss_fn: Callable | None = None,
     class_weights: torch.Tensor | None = None,
@@ -186,8 +191,11 @@ def fit(
     """Train `model`, keep the epoch with the best validation `select_by` and restore its weights.
 
     `train` is a `Split` (batched here with `batch_size`, `augment`, shuffling) or any
-    re-iterable of (x, y) batches with a length. `checkpoint`: a file written after each
-    epoch; with `resume=True` training continues from it instead of starting again.
+    re-iterable of (x, y) batches with a length. `drop_last`: skip the last partial batch of
+    each epoch (None: whenever the split holds more than one batch). `amp`: "auto"/True uses
+    mixed precision on CUDA (training and the default validation), False trains in fp32.
+    `checkpoint`: a file written after each epoch; with `resume=True` training continues
+    from it instead of starting again.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
@@ -196,7 +204,8 @@ def fit(
     if isinstance(train, Split):
         task = task or train.info.task
         loader = TensorLoader(train, batch_size, shuffle=True, device=device, augment=augment,
-                              drop_last=len(train) > batch_size, seed=seed)
+                              drop_last=len(train) > batch_size if drop_last is None else drop_last,
+                              seed=seed)
     else:
         loader = train
     if loss_fn is None:
@@ -204,14 +213,14 @@ def fit(
             raise ValueError("fit() needs `task` (or a `loss_fn`) when `train` is not a Split")
         weights = class_weights.to(device) if class_weights is not None else None
         loss_fn = task_loss(task, weights, label_smoothing)
+    use_amp = (amp is True or amp == "auto") and device.type == "cuda"
     if evaluate_fn is None:
         if val is None:
             raise ValueError("fit() needs `val` (a Split) or an `evaluate_fn`")
-        evaluate_fn = lambda m: evaluate(m, val, device)  # noqa: E731
+        evaluate_fn = lambda m: evaluate(m, val, device, amp=use_amp)  # noqa: E731
 
     opt = make_optimizer(model, optimizer, lr, weight_decay)
     sched = make_schedule(opt, schedule, epochs, len(loader), warmup_epochs, milestones)
-    use_amp = (amp is True or amp == "auto") and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())
     hist, best_state, start = History(select_by=select_by), None, 0
 

@@ -198,7 +198,7 @@ def _cmd_data(args) -> int:
 
 
 def _cmd_leaderboard(args) -> int:
-    from medlib.results import leaderboard
+    from medlib.results import leaderboard, leaderboard_tables
 
     df = leaderboard(args.runs, split=args.split, chapter=args.chapter)
     if df.empty:
@@ -206,8 +206,11 @@ def _cmd_leaderboard(args) -> int:
         return 0
     import pandas as pd
 
-    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
-        print(df.drop(columns=["run"]).to_string(index=False))
+    print(f"{args.split} metrics of {len(df)} run(s) under {paths.runs_dir(args.runs)}"
+          + ("" if args.all else "  (--all adds CI bounds and per-image/pooled variants)"))
+    with pd.option_context("display.width", 200, "display.max_columns", 40, "display.float_format", "{:.3f}".format):
+        for chapter, table in leaderboard_tables(df, full=args.all).items():
+            print(f"\n{chapter}\n{table.to_string(index=False)}")
     return 0
 
 
@@ -231,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--runs")
     lb.add_argument("--split", default="test")
     lb.add_argument("--chapter")
+    lb.add_argument("--all", action="store_true", help="also CI bounds and per-image/pooled variants")
     lb.set_defaults(fn=_cmd_leaderboard)
     return ap
 

@@ -187,3 +187,29 @@ def leaderboard(root=None, split: str = "test", chapter: str | None = None):
         row["run"] = Path(r.get("run_dir", "")).name
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# Variant columns hidden by `leaderboard_tables(full=False)`: CI bounds and the
+# per-image/pooled twins of a headline metric (results.json keeps them all).
+_DETAIL_SUFFIXES = ("_lo", "_hi", "_per_image", "_pooled", "_undefined")
+
+
+def leaderboard_tables(df, full: bool = False) -> dict:
+    """Split a `leaderboard()` frame into one compact table per chapter.
+
+    Columns that are empty for every run of a chapter are dropped; unless `full`, so are the
+    detail variants (CI bounds, per-image/pooled twins). Runs are listed oldest first.
+    """
+    tables = {}
+    for chapter, part in df.groupby("chapter", sort=True):
+        part = part.dropna(axis=1, how="all").drop(columns=["chapter"])
+        head = [c for c in ("dataset", "size", "model", "profile", "seed") if c in part]
+        tail = [c for c in ("model_params", "train_seconds", "images_per_s", "device", "run") if c in part]
+        part = part[head + [c for c in part.columns if c not in head + tail] + tail]
+        if not full:
+            part = part[[c for c in part.columns if not str(c).endswith(_DETAIL_SUFFIXES)]]
+        for col in ("size", "seed", "model_params"):
+            if col in part:
+                part[col] = part[col].astype("Int64")  # 28, not 28.000
+        tables[chapter] = part.reset_index(drop=True)
+    return tables

@@ -52,3 +52,16 @@ def test_leaderboard_collects_runs():
         run.record({"test": {"auc": 0.8 + seed / 10}})
     df = results.leaderboard()
     assert len(df) == 2 and sorted(df["auc"].round(3)) == [0.8, 0.9]
+
+
+def test_leaderboard_tables_one_per_chapter_without_empty_columns():
+    run = setup("98_seg", profile="smoke", dataset="drive", model="unet", verbose=False)
+    run.record({"test": {"dice": 0.8, "dice_pooled": 0.81, "auc": 0.97}})
+    run = setup("99_test", profile="smoke", dataset="breastmnist", model="cnn", verbose=False)
+    run.record({"test": {"auc": 0.9, "auc_lo": 0.85, "auc_hi": 0.95}})
+    tables = results.leaderboard_tables(results.leaderboard())
+    assert list(tables) == ["98_seg", "99_test"]
+    assert "dice" in tables["98_seg"] and "dice_pooled" not in tables["98_seg"]
+    assert "dice" not in tables["99_test"] and "auc_lo" not in tables["99_test"]
+    full = results.leaderboard_tables(results.leaderboard(), full=True)
+    assert "dice_pooled" in full["98_seg"] and "auc_lo" in full["99_test"]

@@ -148,6 +148,12 @@ def _new_run_dir(chapter: str, tag: str) -> Path:
             continue
 
 
+def _code_state() -> dict[str, Any]:
+    from medlib.results import git_state  # results imports config's helpers lazily too
+
+    return git_state()
+
+
 @dataclass
 class Run:
     """What `setup()` resolved: parameters, profile budget, device, run directory."""
@@ -161,6 +167,7 @@ class Run:
     params: dict[str, Any]
     cfg: dict[str, Any]
     started: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat())
+    code: dict[str, Any] = field(default_factory=dict)  # git commit + dirty flag at setup()
 
     def __getattr__(self, name: str) -> Any:  # run.dataset, run.epochs, run.model ...
         params = self.__dict__.get("params", {})
@@ -264,6 +271,7 @@ def setup(
         data_dir=paths.data_dir(data_dir),
         params=params,
         cfg=cfg,
+        code=_code_state(),
     )
     if verbose:
         print(run.report())

@@ -85,13 +85,22 @@ def best_baseline(flag: str) -> tuple[str, dict[str, float]]:
 
 
 # --- results.json --------------------------------------------------------------------------
-def git_commit() -> str | None:
+def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.REPO_ROOT, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or None
+        out = subprocess.run(["git", *args], cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def git_commit() -> str | None:
+    return _git("rev-parse", "HEAD") or None
+
+
+def git_state() -> dict:
+    """The code a run starts from: HEAD's commit and whether tracked files differ from it."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": git_commit(), "git_dirty": None if status is None else bool(status)}
 
 
 def _jsonable(x: Any) -> Any:
@@ -153,7 +162,7 @@ def write_results(run, metrics: dict, **extra: Any) -> Path:
         "device": str(run.device),
         "device_name": _device_name(run.device),
         "versions": _library_versions(),
-        "git_commit": git_commit(),
+        **(run.code or git_state()),  # taken when the run started (setup), not at the end
         "started": run.started,
         "timestamp": _dt.datetime.now(_dt.UTC).isoformat(),
         "run_dir": str(run.dir),

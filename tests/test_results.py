@@ -26,7 +26,7 @@ def test_record_writes_the_schema_once():
     r = json.loads(path.read_text())
     for key in ("chapter", "dataset", "size", "model", "profile", "params", "seed", "metrics",
                 "model_params", "train_seconds", "images_per_s", "device", "versions",
-                "git_commit", "timestamp"):
+                "git_commit", "git_dirty", "timestamp"):
         assert key in r, key
     assert r["metrics"]["test"]["auc"] == 0.9 and r["dataset"] == "breastmnist"
     with pytest.raises(FileExistsError):
@@ -65,3 +65,11 @@ def test_leaderboard_tables_one_per_chapter_without_empty_columns():
     assert "dice" not in tables["99_test"] and "auc_lo" not in tables["99_test"]
     full = results.leaderboard_tables(results.leaderboard(), full=True)
     assert "dice_pooled" in full["98_seg"] and "auc_lo" in full["99_test"]
+
+
+def test_code_state_is_taken_when_the_run_starts(monkeypatch):
+    monkeypatch.setattr(results, "git_state", lambda: {"git_commit": "aaaa", "git_dirty": False})
+    run = setup("99_test", profile="smoke", verbose=False)
+    monkeypatch.setattr(results, "git_state", lambda: {"git_commit": "bbbb", "git_dirty": True})
+    r = json.loads(run.record({"test": {"auc": 0.5}}).read_text())
+    assert (r["git_commit"], r["git_dirty"]) == ("aaaa", False)

@@ -1,5 +1,8 @@
 """Print the markdown tables of bench/README.md from bench/results/*.json.
 
+`results/runs/*.json` are chapter runs' own results.json files, copied unchanged from
+`runs/<chapter>/<run-id>/` (named <chapter>_<dataset>_<profile>_<device>.json).
+
     python bench/report.py
 """
 
@@ -75,8 +78,61 @@ def data_pipeline(path: Path) -> str:
     ])
 
 
+# Course targets from the issues, checked against recorded chapter runs: (metric, minimum).
+TARGETS = {
+    ("05_unet", "drive", "standard"): [("auc", 0.975), ("f1", 0.80)],
+    ("05_unet", "drive", "paper"): [("auc", 0.98), ("f1", 0.82)],
+    ("05_unet", "dsb2018_96", "standard"): [("dice", 0.88)],
+}
+SHOWN = {"01_cnn": ("auc", "acc"), "05_unet": ("dice", "f1", "auc", "sens", "spec", "hd95")}
+
+
+def seg_speed(path: Path) -> str:
+    r = json.loads(path.read_text())
+    m, res = r["machine"], r["results"]
+    ts, sw, mt = res["train_step"], res["sliding_window"], res["metrics_20_drive_masks"]
+    return "\n".join([
+        f"Machine: {m['cpu']}, {m['logical_cores']} logical cores, {m['torch_threads']} torch thread(s); "
+        f"load average {m['loadavg_start'][0]:.1f} -> {r['loadavg_end'][0]:.1f}. Medians of "
+        f"{r['args']['repeats']} alternating repeats.",
+        "",
+        "| operation | medlib (s) | MONAI (s) | medlib / MONAI |",
+        "|---|---|---|---|",
+        f"| U-Net training step, batch {r['args']['batch']} of 96×96 (medlib {ts['params']['medlib']:,} / "
+        f"MONAI {ts['params']['monai']:,} parameters) | {ts['medlib_s']:.3f} | {ts['monai_s']:.3f} | "
+        f"{ts['ratio_medlib_over_monai']:.2f} |",
+        f"| sliding-window inference, one DRIVE image | {sw['medlib_s']:.3f} | {sw['monai_s']:.3f} | "
+        f"{sw['ratio_medlib_over_monai']:.2f} |",
+        f"| Dice of 20 DRIVE masks | {mt['dice_medlib_s']:.3f} | {mt['dice_monai_s']:.3f} | "
+        f"{mt['dice_ratio_medlib_over_monai']:.2f} |",
+        f"| HD95 of 20 DRIVE masks | {mt['hd95_medlib_s']:.3f} | {mt['hd95_monai_s']:.3f} | "
+        f"{mt['hd95_ratio_medlib_over_monai']:.2f} |",
+    ])
+
+
+def chapter_runs(folder: Path) -> str:
+    lines = ["| file | chapter | dataset | profile | device | model (parameters) | train (s) | notebook (s) | "
+             "test metrics | target | met? |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in sorted(folder.glob("*.json")):
+        r = json.loads(p.read_text())
+        test = r["metrics"]["test"]
+        shown = ", ".join(f"{k} {test[k]:.3f}" for k in SHOWN.get(r["chapter"], ()) if k in test)
+        target = TARGETS.get((r["chapter"], r["dataset"], r["profile"]), [])
+        met = "—" if not target else ("yes" if all(test[k] >= v for k, v in target) else "**no**")
+        nb_s = r.get("notebook_seconds")
+        lines.append(
+            f"| {p.name} | {r['chapter']} | {r['dataset']} | {r['profile']} | {r.get('device_name', r['device'])} | "
+            f"{r['model']} ({r['model_params'] / 1e6:.2f} M) | {r['train_seconds']:.0f} | "
+            f"{'—' if nb_s is None else f'{nb_s:.0f}'} | {shown} | "
+            f"{', '.join(f'{k} ≥ {v}' for k, v in target) or '—'} | {met} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    for name, fn in (("time_to_baseline", time_to_baseline), ("data_pipeline", data_pipeline)):
+    for name, fn in (("time_to_baseline", time_to_baseline), ("data_pipeline", data_pipeline),
+                     ("seg_speed", seg_speed)):
         p = RESULTS / f"{name}.json"
         if p.exists():
             print(f"## {name}\n\n{fn(p)}\n")
+    if (RESULTS / "runs").is_dir():
+        print(f"## chapter runs\n\n{chapter_runs(RESULTS / 'runs')}\n")

@@ -63,7 +63,9 @@ def _cmd_list(args) -> int:
         print(name)
         for p in notebook_parameters(nb).values():
             hint = f"  # {p['help']}" if p.get("help") else ""
-            print(f"    {p['name']:<16} = {p['default']:<24} ({p['inferred_type_name']}){hint}")
+            kind = p.get("inferred_type_name")
+            kind = f" ({kind})" if kind and kind != "None" else ""  # papermill infers types from annotations only
+            print(f"    {p['name']:<16} = {p['default']:<24}{kind}{hint}")
     return 0
 
 
@@ -241,7 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except BrokenPipeError:  # `medlib list | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -148,12 +148,6 @@ def _new_run_dir(chapter: str, tag: str) -> Path:
             continue
 
 
-def _code_state() -> dict[str, Any]:
-    from medlib.results import git_state  # results imports config's helpers lazily too
-
-    return git_state()
-
-
 @dataclass
 class Run:
     """What `setup()` resolved: parameters, profile budget, device, run directory."""
@@ -259,6 +253,8 @@ def setup(
         epochs = cfg["epochs"]
     params = {**params, "epochs": epochs, "seed": seed, "device": device}
 
+    from medlib.results import git_state as _git_state  # at call time, like results uses config
+
     seed_everything(seed)
     tag = "-".join(str(params[k]) for k in ("dataset", "model") if k in params) or "run"
     tag = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(tag).name)[:60] or "run"
@@ -271,7 +267,7 @@ def setup(
         data_dir=paths.data_dir(data_dir),
         params=params,
         cfg=cfg,
-        code=_code_state(),
+        code=_git_state(),
     )
     if verbose:
         print(run.report())

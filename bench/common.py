@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -10,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from medlib.config import cpu_name
+from medlib.env import cpu_name
+from medlib.io import write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,10 +36,5 @@ def finish(info: dict) -> dict:
 
 
 def write(name: str, obj: dict) -> Path:
-    """Write bench/results/<name>.json atomically."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-    return path
+    """Write bench/results/<name>.json atomically (replacing the previous version)."""
+    return write_json_atomic(RESULTS / f"{name}.json", obj, overwrite=True, indent=1)

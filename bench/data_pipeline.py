@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from medlib import paths  # noqa: E402
-from medlib.data.loader import TensorLoader  # noqa: E402
+from medlib.data.batches import TensorLoader  # noqa: E402
 from medlib.data.medmnist import load  # noqa: E402
 from medlib.models.cnn import SimpleCNN  # noqa: E402
 

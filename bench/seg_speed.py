@@ -28,10 +28,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from medlib.data.segmentation import load_drive, sliding_window  # noqa: E402
+from medlib.cost import count_parameters  # noqa: E402
+from medlib.data.segmentation import load_drive  # noqa: E402
+from medlib.inference import sliding_window  # noqa: E402
 from medlib.losses import bce_dice  # noqa: E402
 from medlib.metrics import segmentation as M  # noqa: E402
-from medlib.models.unet import UNet, count_params  # noqa: E402
+from medlib.models.unet import UNet  # noqa: E402
 
 
 def timed(fn, repeats: int) -> list[float]:
@@ -88,14 +90,15 @@ def main(argv=None) -> int:
             t[k] += timed(f, 1)
     px = args.batch * 96 * 96
     info["results"]["train_step"] = {
-        "params": {"medlib": count_params(ours), "monai": count_params(theirs)},
+        "params": {"medlib": count_parameters(ours), "monai": count_parameters(theirs)},
         **{f"{k}_s": statistics.median(v) for k, v in t.items()},
         **{f"{k}_kpx_per_s": px / statistics.median(v) / 1e3 for k, v in t.items()},
         "ratio_medlib_over_monai": statistics.median(t["medlib"]) / statistics.median(t["monai"]),
     }
 
     data = load_drive(args.data)
-    img = data.normalize(data.test.images[:1])  # (1, 1, 584, 565)
+    test = data.test.open("speed benchmark: timing only, no model is trained or chosen")
+    img = data.normalize(test.images[:1])  # (1, 1, 584, 565)
     ours.eval()
     with torch.no_grad():
         sw = {
@@ -112,7 +115,7 @@ def main(argv=None) -> int:
         "ratio_medlib_over_monai": statistics.median(t["medlib"]) / statistics.median(t["monai"]),
     }
 
-    p, g = data.test.observer.bool(), data.test.masks.bool()
+    p, g = test.observer.bool(), test.masks.bool()
     onehot = lambda m: torch.stack([~m, m], 1).float()  # noqa: E731
     met = {
         "dice_medlib": lambda: M.dice(p, g),

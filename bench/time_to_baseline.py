@@ -28,11 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from medlib import paths  # noqa: E402
+from medlib.baselines import best_baseline, medmnist_baseline  # noqa: E402
+from medlib.cost import count_macs, count_parameters  # noqa: E402
 from medlib.data.medmnist import load  # noqa: E402
-from medlib.models.cnn import build_model, count_macs  # noqa: E402
-from medlib.recipes import recipe  # noqa: E402
-from medlib.results import best_baseline, medmnist_baseline  # noqa: E402
-from medlib.train import count_parameters, evaluate, fit  # noqa: E402
+from medlib.evaluation import evaluate  # noqa: E402
+from medlib.models.cnn import build_model  # noqa: E402
+from medlib.recipes.classification import build_classifier, recipe, train_classifier  # noqa: E402
 
 DATASETS = ("pneumoniamnist", "breastmnist", "retinamnist")
 
@@ -87,15 +88,15 @@ def official_epoch_seconds(flag: str, n_batches: int, batch_size: int = 128) -> 
 
 
 def standard_run(flag: str, seed: int, model_name: str, epochs: int | None = None) -> dict:
+    """One standard-recipe run: everything chosen on validation; test opened once, at the end."""
     data = load(flag, 28)
-    torch.manual_seed(seed)
-    model = build_model(model_name, data.info.n_channels, data.info.n_classes, 28)
-    model = model.to(memory_format=torch.channels_last)
+    model = build_classifier(model_name, data.info, 28, seed=seed)
     kw = recipe("standard", data.train, epochs)
     t0 = time.perf_counter()
-    hist = fit(model, data.train, data.val, progress=False, seed=seed, **kw)
+    hist = train_classifier(model, data.train, data.val, progress=False, seed=seed, **kw)
     wall = time.perf_counter() - t0
-    test, val = evaluate(model, data.test), evaluate(model, data.val)
+    val = evaluate(model, data.val)
+    test = evaluate(model, data.test.open("final evaluation of a finished benchmark run"))
     keep = ("auc", "acc", "ece", "bacc", "mae", "qwk", "sens", "spec")
     return {"dataset": flag, "seed": seed, "model": model_name, "epochs": kw["epochs"],
             "batch_size": kw["batch_size"], "lr": kw["lr"],

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import ast
-import datetime as _dt
 import json
 import os
-import secrets
 import sys
 import time
 from pathlib import Path
 
-from medlib import paths
+from medlib import env, paths
 
 NOTEBOOKS = paths.REPO_ROOT / "notebooks"
 
@@ -69,13 +67,14 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def _fingerprint(chapter: str, params: dict) -> str:
-    return json.dumps({"chapter": chapter, "params": params}, sort_keys=True, default=str)
+def run_key(chapter: str, params: dict, code_fingerprint: str | None) -> str:
+    """What makes two runs the same: the chapter, its parameters and the code (fingerprint of
+    the commit plus any uncommitted change, `env.code_state`)."""
+    return json.dumps({"chapter": chapter, "params": params, "code": code_fingerprint}, sort_keys=True, default=str)
 
 
-def _finished_run(chapter: str, params: dict, runs_root: Path) -> Path | None:
-    """An earlier run of the same chapter with the same parameters that completed."""
-    key = _fingerprint(chapter, params)
+def _finished_run(chapter: str, key: str, runs_root: Path) -> Path | None:
+    """An earlier completed run of the same chapter, parameters and code."""
     for meta in sorted((runs_root / chapter).glob("*/run.json")):
         try:
             m = json.loads(meta.read_text())
@@ -104,27 +103,30 @@ def run_chapter(chapter: str, raw_params: list[tuple[str, str]], profile: str | 
     elif "profile" in valid and os.environ.get("MEDLIB_PROFILE"):
         params["profile"] = os.environ["MEDLIB_PROFILE"]
 
+    code = env.code_state()
+    key = run_key(chapter, params, code["code_fingerprint"])
     if skip_done:
-        done = _finished_run(chapter, params, runs_root)
+        done = _finished_run(chapter, key, runs_root)
         if done is not None:
-            print(f"{chapter}: already done with these parameters -> {done} (skipped)")
+            print(f"{chapter}: already done with these parameters and this code -> {done} (skipped)")
             return 0
 
     root = runs_root / paths.safe_name(chapter, "chapter")
     if name is not None:
-        run_dir = paths.inside(root / paths.safe_name(name), root)
+        try:
+            run_dir = paths.inside(root / paths.safe_name(name), root)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         if run_dir.exists():
             print(f"error: run {run_dir} already exists; choose another --name (runs are never overwritten)",
                   file=sys.stderr)
             return 2
+        run_dir.mkdir(parents=True, exist_ok=False)
     else:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        tag = "-".join(str(params[k]) for k in ("dataset", "model") if k in params)
-        tag = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(tag).name)[:60]
-        run_dir = root / f"{stamp}{'-' + tag if tag else ''}-{secrets.token_hex(2)}"
-    run_dir.mkdir(parents=True, exist_ok=False)
+        run_dir = paths.new_run_dir(chapter, params, runs_root)
     out_nb = run_dir / nb.name
-    meta = {"chapter": chapter, "params": params, "key": _fingerprint(chapter, params),
+    meta = {"chapter": chapter, "params": params, "key": key, "code": code,
             "status": "running", "notebook": str(out_nb)}
     (run_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
 
@@ -166,6 +168,8 @@ def run_chapter(chapter: str, raw_params: list[tuple[str, str]], profile: str | 
 
 def _cmd_run(args) -> int:
     runs_root = paths.runs_dir(args.runs)
+    if args.deterministic:
+        os.environ["MEDLIB_DETERMINISTIC"] = "1"  # setup() in the kernel reads it
     targets = list(chapters()) if args.chapter == "all" else [args.chapter]
     if args.chapter == "all" and args.name:
         print("error: --name names one run; it cannot be used with 'all'", file=sys.stderr)
@@ -226,8 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", choices=["smoke", "standard", "paper"])
     r.add_argument("--name", help="run directory name (default: timestamp-dataset-model-random)")
     r.add_argument("--runs", help="runs directory (default: $MEDLIB_RUNS or <repo>/runs)")
-    r.add_argument("--skip-done", action="store_true", help="skip a chapter already run with the same parameters")
+    r.add_argument("--skip-done", action="store_true",
+                   help="skip a chapter already run with the same parameters and the same code")
     r.add_argument("--quiet", action="store_true", help="do not echo the notebook's output")
+    r.add_argument("--deterministic", action="store_true",
+                   help="deterministic kernels (slower on a GPU; an op without one raises)")
     r.set_defaults(fn=_cmd_run)
     d = sub.add_parser("data", help="which datasets are present and verified")
     d.add_argument("--data", help="data directory (default: $MEDLIB_DATA or <repo>/datasets)")

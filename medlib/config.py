@@ -2,7 +2,9 @@
 
 `setup()` validates every parameter (a clear `ValueError` listing the valid choices),
 resolves derived values (papermill does not recompute them), seeds Python/NumPy/PyTorch,
-picks the device, prints an environment report and creates the run directory.
+picks the device, prints an environment report and creates the run directory. The `Run`
+it returns builds every model under the run's seed (`run.build`), opens the sealed test
+split once at the end (`run.open_test`) and writes results.json (`run.record`).
 Explained in chapter 00 (data tour).
 """
 
@@ -10,9 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import platform
-import random
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from medlib import paths
+from medlib import env, paths
+from medlib.data.heldout import HeldOut, TestSetSealed
 
 # Budgets shared by every chapter. Chapter-specific values (epochs, subset sizes...)
 # are passed to `setup(defaults=...)` per profile and merged over these.
@@ -92,60 +92,18 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("torch", "torchvision", "numpy", "medmnist", "monai", "captum", "scikit-learn"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def cpu_name() -> str:
-    """The CPU model (from /proc/cpuinfo on Linux), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "cpu":
-        return f"{cpu_name()} ({os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads)"
-    return device.type
-
-
-def _new_run_dir(chapter: str, tag: str) -> Path:
+def _new_run_dir(chapter: str, params: dict) -> Path:
     """`$MEDLIB_RUN_DIR` when the CLI set it, else runs/<chapter>/<timestamp>-<tag>-<random>."""
-    env = os.environ.get("MEDLIB_RUN_DIR")
-    if env:
-        path = Path(env).resolve()
+    given = os.environ.get("MEDLIB_RUN_DIR")
+    if given:
+        path = Path(given).resolve()
         path.mkdir(parents=True, exist_ok=True)
         return path
-    root = paths.runs_dir() / paths.safe_name(chapter, "chapter")
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    while True:  # never reuse a directory: a new run never overwrites an old one
-        path = paths.inside(root / f"{stamp}-{tag}-{secrets.token_hex(2)}", root)
-        try:
-            path.mkdir(parents=True, exist_ok=False)
-            return path
-        except FileExistsError:
-            continue
+    return paths.new_run_dir(chapter, params)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass
@@ -161,7 +119,10 @@ class Run:
     params: dict[str, Any]
     cfg: dict[str, Any]
     started: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat())
-    code: dict[str, Any] = field(default_factory=dict)  # git commit + dirty flag at setup()
+    code: dict[str, Any] = field(default_factory=dict)  # git commit, dirty flag, fingerprint at setup()
+    deterministic: bool = False
+    init: dict[str, dict] = field(default_factory=dict)  # label -> {"seed", "checksum"} per built model
+    test_opened: list[dict] = field(default_factory=list)  # when, and for what, the test split was opened
 
     def __getattr__(self, name: str) -> Any:  # run.dataset, run.epochs, run.model ...
         params = self.__dict__.get("params", {})
@@ -182,18 +143,53 @@ class Run:
         fig.savefig(out, dpi=dpi, bbox_inches="tight")
         return out
 
+    def seed_for(self, label: str = "model") -> int:
+        """The seed a model called `label` is built with (see `env.derive_seed`)."""
+        return env.derive_seed(self.seed, label)
+
+    def build(self, factory, *args, label: str = "model", seed: int | None = None, **kwargs) -> torch.nn.Module:
+        """`factory(*args, **kwargs)` under a seed derived from the run's seed and `label`, moved
+        to the run's device; its initial weights' checksum is recorded in results.json.
+
+        Every model of a chapter is built this way, so a different `-p seed` changes every
+        initial weight and the same seed reproduces them. `seed` overrides the run's seed
+        (e.g. the replicates of a multi-seed comparison: seed=k)."""
+        if self.test_opened:
+            raise TestSetSealed("this run already opened its test split; build and train every model "
+                                "before the final evaluation (start a new run to train more)")
+        s = env.derive_seed(self.seed if seed is None else seed, label)
+        torch.manual_seed(s)
+        model = factory(*args, **kwargs).to(self.device)
+        self.init[label] = {"seed": s, "checksum": env.weights_checksum(model)}
+        return model
+
+    def open_test(self, data, purpose: str = "final evaluation"):
+        """The test split of `data`, opened once at the end of the run and recorded.
+
+        Call it after every model is trained and every choice made on validation; a medlib
+        final-evaluation function (`medlib.evaluation`) calls it for you."""
+        test = data.test
+        if not isinstance(test, HeldOut):
+            raise TypeError(f"expected a dataset whose test split is sealed (HeldOut), got {type(test).__name__}")
+        self.test_opened.append({"at": _dt.datetime.now(_dt.UTC).isoformat(), "purpose": purpose})
+        if len(self.test_opened) > 1:
+            print(f"note: the test split of this run was opened {len(self.test_opened)} times "
+                  "(recorded in results.json)")
+        return test.open(purpose)
+
     def record(self, metrics: dict, **extra: Any) -> Path:
-        """Write results.json (atomically) with the schema of DESIGN.md."""
+        """Write results.json (atomically) with the schema of docs/design.md."""
         from medlib.results import write_results
 
         return write_results(self, metrics, **extra)
 
     def report(self) -> str:
-        v = _library_versions()
+        v = env.library_versions()
+        det = "  (deterministic algorithms)" if self.deterministic else ""
         lines = [
             f"chapter   {self.chapter}   profile {self.profile} ({PROFILES[self.profile]['description']})",
             "params    " + ", ".join(f"{k}={v!r}" for k, v in self.params.items()),
-            f"device    {self.device} - {_device_name(self.device)}",
+            f"device    {self.device} - {env.device_name(self.device)}{det}",
             "versions  " + ", ".join(f"{k} {val}" for k, val in v.items()),
             f"data dir  {self.data_dir}",
             f"run dir   {self.dir}",
@@ -214,6 +210,7 @@ def setup(
     defaults: dict[str, dict[str, Any]] | None = None,
     data_dir: str | None = None,
     allow_path_dataset: bool = False,
+    deterministic: bool | None = None,
     verbose: bool = True,
     **params: Any,
 ) -> Run:
@@ -224,6 +221,8 @@ def setup(
     - `defaults`: per-profile chapter values, e.g. {"smoke": {"epochs": 1}, ...};
       `epochs=None` resolves to the profile's value.
     - `allow_path_dataset`: a dataset may also be an existing folder path.
+    - `deterministic`: deterministic kernels (`env.set_determinism`); None reads
+      $MEDLIB_DETERMINISTIC (`medlib run --deterministic` sets it).
     """
     profile = profile or default_profile()
     _choose("profile", profile, PROFILES)
@@ -253,21 +252,20 @@ def setup(
         epochs = cfg["epochs"]
     params = {**params, "epochs": epochs, "seed": seed, "device": device}
 
-    from medlib.results import git_state as _git_state  # at call time, like results uses config
-
-    seed_everything(seed)
-    tag = "-".join(str(params[k]) for k in ("dataset", "model") if k in params) or "run"
-    tag = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(tag).name)[:60] or "run"
+    deterministic = _env_flag("MEDLIB_DETERMINISTIC") if deterministic is None else bool(deterministic)
+    env.set_determinism(deterministic)
+    env.seed_everything(seed)
     run = Run(
         chapter=chapter,
         profile=profile,
         seed=seed,
         device=dev,
-        dir=_new_run_dir(chapter, tag),
+        dir=_new_run_dir(chapter, params),
         data_dir=paths.data_dir(data_dir),
         params=params,
         cfg=cfg,
-        code=_git_state(),
+        code=env.code_state(),
+        deterministic=deterministic,
     )
     if verbose:
         print(run.report())

@@ -1,9 +1,11 @@
-"""Where things live: the repository, the data directory, the runs directory."""
+"""Where things live: the repository, the data directory, the runs directory, run names."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import re
+import secrets
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -44,3 +46,24 @@ def inside(child: Path, parent: Path) -> Path:
     if parent != child and parent not in child.parents:
         raise ValueError(f"{child} is outside {parent}; refusing to write there")
     return child
+
+
+def run_tag(params: dict) -> str:
+    """'<dataset>-<model>' from a run's parameters, reduced to safe characters (a folder
+    dataset contributes its last path component)."""
+    tag = "-".join(Path(str(params[k])).name for k in ("dataset", "model") if params.get(k) is not None)
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in tag)[:60]
+
+
+def new_run_dir(chapter: str, params: dict, root: str | os.PathLike | None = None) -> Path:
+    """Create runs/<chapter>/<timestamp>-<tag>-<random>; never an existing directory."""
+    base = runs_dir(root) / safe_name(chapter, "chapter")
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    tag = run_tag(params)
+    while True:  # a new run never reuses (and so never overwrites) a directory
+        path = inside(base / f"{stamp}{'-' + tag if tag else ''}-{secrets.token_hex(2)}", base)
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            continue

@@ -32,8 +32,25 @@ def test_unknown_parameter_lists_valid_ones(capsys, tmp_path):
 
 
 def test_run_name_cannot_escape(capsys, tmp_path):
-    with pytest.raises(ValueError, match="invalid run name"):
-        cli.main(["run", CHAPTER, "--name", "../../etc", "--runs", str(tmp_path)])
+    assert cli.main(["run", CHAPTER, "--name", "../../etc", "--runs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "invalid run name" in err  # one line, no traceback
+    assert not (tmp_path / CHAPTER).exists()
+
+
+def test_skip_done_compares_the_code_too(tmp_path, monkeypatch):
+    """A finished run counts as done only for the same chapter, parameters and code."""
+    import json
+
+    params = {"dataset": "breastmnist"}
+    root = tmp_path / "runs"
+    done = root / CHAPTER / "r1"
+    done.mkdir(parents=True)
+    (done / "results.json").write_text("{}")
+    (done / "run.json").write_text(json.dumps({"status": "ok", "key": cli.run_key(CHAPTER, params, "abc")}))
+    assert cli._finished_run(CHAPTER, cli.run_key(CHAPTER, params, "abc"), root) == done
+    assert cli._finished_run(CHAPTER, cli.run_key(CHAPTER, params, "abd"), root) is None  # other code
+    assert cli._finished_run(CHAPTER, cli.run_key(CHAPTER, {"dataset": "x"}, "abc"), root) is None
 
 
 def test_list_prints_parameters(capsys):

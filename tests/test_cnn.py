@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from medlib.models.cnn import MODELS, SimpleCNN, build_model, count_macs, resnet18, resnet50
+from medlib.cost import count_macs
+from medlib.models.cnn import MODELS, SimpleCNN, build_model, resnet18, resnet50
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -140,3 +141,17 @@ def test_count_macs_keeps_training_mode():
     model = SimpleCNN().train()
     count_macs(model, (1, 28, 28))
     assert model.training
+
+
+@pytest.mark.parametrize("name", ["simplecnn", "compactresnet", "resnet18"])
+def test_count_macs_equals_torch_flop_counter(name):
+    """Our hook-based MAC count against PyTorch's FlopCounterMode (2 FLOPs per multiply-add,
+    convolutions and matrix products only, as our counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model(name, 3, 5, 28).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, 28, 28))
+    flops = sum(v for op, v in counter.get_flop_counts()["Global"].items()
+                if "conv" in str(op) or "mm" in str(op) or "addmm" in str(op))
+    assert count_macs(model, (3, 28, 28)) == flops // 2

@@ -8,7 +8,7 @@ from medmnist.info import INFO
 from torchvision import transforms
 
 from medlib.data import augment, medmnist, registry
-from medlib.data.loader import TensorLoader, normalize
+from medlib.data.batches import TensorLoader, normalize
 from medlib.data.medmnist import DataError, load, stratified_indices
 from medlib.data.synthetic import synthetic
 
@@ -100,9 +100,9 @@ def test_loader_matches_official_totensor_normalize(data_root):
     import medmnist as mm
 
     d = load("retinamnist", root=data_root)
-    official = mm.RetinaMNIST(split="test", root=str(data_root / "medmnist"), download=False,
+    official = mm.RetinaMNIST(split="val", root=str(data_root / "medmnist"), download=False,
                               transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize([0.5], [0.5])]))
-    x, y = next(iter(TensorLoader(d.test, batch_size=32)))
+    x, y = next(iter(TensorLoader(d.val, batch_size=32)))
     ref = torch.stack([official[i][0] for i in range(32)])
     assert torch.allclose(x, ref, atol=1e-6)
     assert torch.equal(y, torch.as_tensor(np.stack([official[i][1] for i in range(32)]))[:, 0])

@@ -85,3 +85,32 @@ def test_bootstrap_ci_brackets_the_estimate_and_is_reproducible():
     lo, hi = C.bootstrap_ci(f, y, s, n=200, seed=0)
     assert lo < f(y, s) < hi and hi - lo < 0.15
     assert (lo, hi) == C.bootstrap_ci(f, y, s, n=200, seed=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bootstrap_ci_equals_scipy_percentile_bootstrap(seed):
+    """Our percentile bootstrap against scipy.stats.bootstrap(method="percentile") on the same
+    statistic: the intervals agree to within the Monte-Carlo noise of 2000 resamples."""
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 300)
+    s = np.clip(0.3 * y + rng.random(300) * 0.7, 0, 1)
+    ours = C.bootstrap_ci(lambda a, b: C.binary_auc(a, b), y, s, n=2000, seed=seed)
+    ref = bootstrap((y, s), lambda a, b: C.binary_auc(a, b), paired=True, vectorized=False, n_resamples=2000,
+                    method="percentile", random_state=seed).confidence_interval
+    assert ours[0] == pytest.approx(ref.low, abs=0.01) and ours[1] == pytest.approx(ref.high, abs=0.01)
+    wide = ref.high - ref.low
+    assert 0.05 < wide < 0.2  # a real interval, so the comparison can fail
+
+
+def test_ece_is_near_zero_for_a_calibrated_predictor_and_large_for_an_overconfident_one():
+    """Labels drawn as Bernoulli(p): the predictor p is calibrated by construction."""
+    rng = np.random.default_rng(0)
+    p = rng.random(200_000)
+    y = (rng.random(200_000) < p).astype(int)
+    calibrated = C.expected_calibration_error(y, np.stack([1 - p, p], 1), "binary-class")
+    sharp = 1 / (1 + (1 / p - 1) ** 3)  # sigmoid(3 logit p): the same ranking, pushed towards 0 and 1
+    over = C.expected_calibration_error(y, np.stack([1 - sharp, sharp], 1), "binary-class")
+    assert calibrated < 0.005 and over > 0.1
+    assert C.auc(y, sharp, "binary-class") == pytest.approx(C.auc(y, p, "binary-class"), abs=1e-12)

@@ -154,7 +154,7 @@ def test_summarize_ranges(pair):
     for k in ("dice", "iou", "sens", "spec", "acc", "auc"):
         assert per[k].shape == (4,)
         assert 0 <= pooled[k] <= 1
-    assert pooled["f1"] == pooled["dice"]
+    assert "f1" not in pooled and "f1" not in per  # one name per quantity: Dice is the F1 score
     assert pooled["hd95_undefined"] == int((~torch.isfinite(per["hd95"])).sum())
 
 
@@ -276,3 +276,13 @@ def test_thin_structure_mask():
     t[0, 10, :] = True  # a 1-pixel line: removed by the opening
     thin = M.thin_structure_mask(t)
     assert thin[0, 10].all() and not thin[0, 2:9, 2:9].any()
+
+
+def test_as_record_names_one_quantity_one_way(pair):
+    p, t = pair
+    per, pooled = M.summarize(p.float() * 0.8 + 0.1, t)
+    rec = M.as_record(per, pooled)
+    assert rec["dice"] == pytest.approx(float(per["dice"].mean()))  # `dice` is the per-image mean
+    assert rec["dice_pooled"] == pooled["dice"] and rec["auc_pooled"] == pooled["auc"]
+    assert "f1" not in rec and "dice_per_image" not in rec
+    assert rec["hd95_undefined"] == pooled["hd95_undefined"]

@@ -8,7 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
+from medlib.data import batches as B
+from medlib.data import images as I
 from medlib.data import segmentation as S
+from medlib.data.augment import augment_pair
+from medlib.inference import predict_probs
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -42,9 +46,10 @@ def test_folder_binary_0_255(tmp_path):
     ds = S.load_folder(make_folder(tmp_path / "d", n=10))
     assert ds.num_classes == 2 and ds.out_channels == 1 and ds.in_channels == 3
     assert len(ds.train) + len(ds.val) + len(ds.test) == 10
+    test = ds.test.open("testing the loader")
     assert ds.train.images.dtype == torch.uint8 and ds.train.images.shape[1:] == (3, 20, 24)
     assert set(ds.train.masks.unique().tolist()) <= {0, 1}
-    names = ds.train.names + ds.val.names + ds.test.names
+    names = ds.train.names + ds.val.names + test.names
     assert sorted(names) == sorted(f"case{i}" for i in range(10))
 
 
@@ -111,7 +116,7 @@ def test_sample_patches_are_crops():
     g = torch.Generator().manual_seed(0)
     images = torch.arange(2 * 3 * 10 * 12, dtype=torch.int64).view(2, 3, 10, 12)
     masks = images[:, 0] % 2
-    x, y = S.sample_patches(images, masks, 5, 4, g)
+    x, y = B.sample_patches(images, masks, 5, 4, g)
     assert x.shape == (5, 3, 4, 4) and y.shape == (5, 4, 4)
     for k in range(5):  # each patch is a contiguous crop of one image, mask aligned
         v = x[k, 0, 0, 0].item()
@@ -120,20 +125,20 @@ def test_sample_patches_are_crops():
         assert torch.equal(x[k], images[i, :, r : r + 4, c : c + 4])
         assert torch.equal(y[k], masks[i, r : r + 4, c : c + 4])
     with pytest.raises(ValueError, match="larger"):
-        S.sample_patches(images, masks, 1, 11)
+        B.sample_patches(images, masks, 1, 11)
 
 
 def test_augment_moves_image_and_mask_together():
     """With the image equal to its mask, every geometric augmentation must keep them equal."""
     g = torch.Generator().manual_seed(0)
     m = (torch.rand(8, 16, 16, generator=g) > 0.5).float()
-    x, y = S.augment(m[:, None].clone(), m.clone(), flips=True, rot90=True, generator=g)
+    x, y = augment_pair(m[:, None].clone(), m.clone(), flips=True, rot90=True, generator=g)
     assert torch.equal(x[:, 0], y)
     assert not torch.equal(y, m)  # something changed
-    xa, ya = S.augment(m[:, None].clone(), m.clone(), flips=False, rot90=False, affine=1.0, elastic=2.0, generator=g)
+    xa, ya = augment_pair(m[:, None].clone(), m.clone(), flips=False, rot90=False, affine=1.0, elastic=2.0, generator=g)
     agree = ((xa[:, 0] > 0.5).float() == ya).float().mean()
     assert agree > 0.9  # bilinear vs nearest differ only at edges
-    xi, yi = S.augment(m[:, None].clone(), m.clone(), flips=False, rot90=False, intensity=0.5, generator=g)
+    xi, yi = augment_pair(m[:, None].clone(), m.clone(), flips=False, rot90=False, intensity=0.5, generator=g)
     assert torch.equal(yi, m) and not torch.equal(xi[:, 0], m)
 
 
@@ -152,9 +157,10 @@ def test_dsb_split_is_fixed_and_disjoint():
     assert (len(ds.train), len(ds.val), len(ds.test)) == (470, 66, 134) == S.DSB_SPLIT
     assert ds.train.images.shape[1:] == (3, 96, 96) and ds.train.images.dtype == torch.uint8
     assert set(ds.train.masks.unique().tolist()) == {0, 1}
-    assert not set(ds.train.names) & set(ds.test.names)
-    assert not set(ds.val.names) & (set(ds.train.names) | set(ds.test.names))
-    assert ds.test.names[:3] == DSB_FIRST_TEST
+    test = ds.test.open("testing the loader")
+    assert not set(ds.train.names) & set(test.names)
+    assert not set(ds.val.names) & (set(ds.train.names) | set(test.names))
+    assert test.names[:3] == DSB_FIRST_TEST
     assert 0.10 < ds.train.masks.float().mean() < 0.18  # ~14 % foreground
 
 
@@ -162,29 +168,30 @@ def test_dsb_split_is_fixed_and_disjoint():
 def test_drive_layout():
     ds = S.load_drive(seg_root())
     assert (len(ds.train), len(ds.val), len(ds.test)) == (16, 4, 20)
-    assert ds.test.images.shape == (20, 1, 584, 565)
+    test = ds.test.open("testing the loader")
+    assert test.images.shape == (20, 1, 584, 565)
     assert ds.val.names == ["37_training", "38_training", "39_training", "40_training"]
-    assert ds.test.fov is not None and ds.test.observer is not None
-    fov_frac = ds.test.fov.float().mean().item()
+    assert test.fov is not None and test.observer is not None
+    fov_frac = test.fov.float().mean().item()
     assert 0.6 < fov_frac < 0.75
-    assert 0.08 < ds.test.masks.float().mean() < 0.10
+    assert 0.08 < test.masks.float().mean() < 0.10
     # the second observer agrees with the first well, but not perfectly
     from medlib.metrics.segmentation import dice
 
-    d = dice(ds.test.observer, ds.test.masks, ds.test.fov, pooled=True).item()
+    d = dice(test.observer, test.masks, test.fov, pooled=True).item()
     assert 0.75 < d < 0.82
 
 
 @needs_data
 def test_batches_for_fit():
     ds = S.load_dsb2018_96(seg_root())
-    b = S.SegBatches(ds, ds.train.subset(20), 8, seed=0)
+    b = B.SegBatches(ds, ds.train.subset(20), 8, seed=0)
     assert len(b) == 3
     batches = list(b)
     x, y = batches[0]
     assert x.shape == (8, 3, 96, 96) and x.dtype == torch.float32 and y.shape == (8, 1, 96, 96)
     assert abs(x.mean().item()) < 1.0
-    p = S.SegBatches(ds, ds.train, 4, patch_size=32, batches_per_epoch=2)
+    p = B.SegBatches(ds, ds.train, 4, patch_size=32, batches_per_epoch=2)
     assert [tuple(x.shape) for x, _ in p] == [(4, 3, 32, 32)] * 2
 
 
@@ -209,19 +216,19 @@ def test_batches_are_reproducible_and_fit_learns(tmp_path):
         Image.fromarray(img).save(tmp_path / "sq" / "images" / f"{i}.png")
         Image.fromarray(m).save(tmp_path / "sq" / "masks" / f"{i}.png")
     ds = S.load_folder(tmp_path / "sq")
-    a = [x for x, _ in S.SegBatches(ds, ds.train, 4, seed=3)]
-    b = [x for x, _ in S.SegBatches(ds, ds.train, 4, seed=3)]
+    a = [x for x, _ in B.SegBatches(ds, ds.train, 4, seed=3)]
+    b = [x for x, _ in B.SegBatches(ds, ds.train, 4, seed=3)]
     assert all(torch.equal(u, v) for u, v in zip(a, b))
     net = UNet(1, 1, width=4, depth=2)
-    batches = S.SegBatches(ds, ds.train, 4, seed=0)
+    batches = B.SegBatches(ds, ds.train, 4, seed=0)
     epoch = iter(range(100))  # a score that rises every epoch: keep the last weights
     hist = fit(net, batches, epochs=6, lr=1e-2, loss_fn=bce_dice, progress=False,
-               evaluate_fn=lambda m: {"dice": float(next(epoch))}, select_by="dice")
+               evaluate=lambda: {"dice": float(next(epoch))}, select_by="dice")
     assert hist.best_epoch == 6
     losses = [e["train_loss"] for e in hist.epochs]
     assert losses[-1] < losses[0]
-    probs = S.predict_probs(net, ds, ds.test, "cpu", multiple=4)
-    assert dice(probs > 0.5, ds.test.masks, pooled=True).item() > 0.5
+    probs = predict_probs(net, ds, ds.val, "cpu", multiple=4)
+    assert dice(probs > 0.5, ds.val.masks, pooled=True).item() > 0.5
 
 
 def test_sample_patches_centred_in_fov():
@@ -230,7 +237,7 @@ def test_sample_patches_centred_in_fov():
     fov = torch.zeros(2, 40, 40, dtype=torch.bool)
     fov[1, 30:, 30:] = True  # only the corner of image 1 is inside the FOV
     images[1, 0, 20:, 20:] = 7
-    x, _ = S.sample_patches(images, images[:, 0], 16, 8, g, fov=fov)
+    x, _ = B.sample_patches(images, images[:, 0], 16, 8, g, fov=fov)
     assert (x[:, 0, 4, 4] == 7).all()  # every patch centre lies in image 1's FOV corner region
 
 
@@ -238,8 +245,8 @@ def test_read_image_palette_and_16bit(tmp_path):
     pal = Image.fromarray(np.array([[0, 1], [1, 0]], np.uint8), mode="P")
     pal.putpalette([0, 0, 0, 200, 100, 50] + [0] * 762)
     pal.save(tmp_path / "p.png")
-    a = S.read_image(tmp_path / "p.png")
+    a = I.read_image(tmp_path / "p.png")
     assert a.shape == (2, 2, 3) and a[0, 1].tolist() == [200, 100, 50]
     Image.fromarray(np.array([[0, 1000], [2000, 4000]], np.uint16)).save(tmp_path / "w.tif")
-    b = S.read_image(tmp_path / "w.tif")
+    b = I.read_image(tmp_path / "w.tif")
     assert b.dtype == np.uint8 and b.max() == 255 and b.min() == 0

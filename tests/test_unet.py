@@ -4,8 +4,9 @@ import pytest
 import torch
 from monai.inferers import sliding_window_inference
 
-from medlib.data.segmentation import predict_padded, sliding_window, window_starts
-from medlib.models.unet import MODELS, AttentionGate, ConvBlock, UNet, build_unet, count_params
+from medlib.cost import count_parameters as count_params
+from medlib.inference import predict_padded, sliding_window, window_starts
+from medlib.models.unet import MODELS, AttentionGate, ConvBlock, UNet, build_unet
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +103,8 @@ def test_sliding_window_equals_model_on_one_window():
 
 
 def test_predict_probs_tta_is_flip_average():
-    from medlib.data.segmentation import SegDataset, SegSplit, predict_probs
+    from medlib.data.segmentation import SegDataset, SegSplit
+    from medlib.inference import predict_probs
 
     torch.manual_seed(0)
     imgs = torch.randint(0, 256, (3, 1, 16, 16), dtype=torch.uint8)

@@ -11,7 +11,7 @@ import torch  # noqa: E402
 
 from medlib.data.synthetic import synthetic  # noqa: E402
 from medlib.metrics.classification import binary_auc  # noqa: E402
-from medlib.train import fit  # noqa: E402
+from medlib.recipes.classification import train_classifier  # noqa: E402
 from medlib.viz import classification as viz  # noqa: E402
 
 
@@ -28,16 +28,19 @@ def test_roc_points_integrate_to_auc():
 def test_figures_draw(task, k, channels):
     d = synthetic(task, n=40, channels=channels)
     rng = np.random.default_rng(0)
-    y = d.test.labels.numpy()[:, 0]
+    y = d.val.labels.numpy()[:, 0]
     scores = rng.dirichlet(np.ones(k), size=len(y))  # (N, K)
     labels = d.info.labels
     figs = [viz.roc_curves(y, scores, labels), viz.confusion(y, scores, labels, task),
             viz.reliability_diagram(y, scores, task),
-            viz.confident_mistakes(d.test.images, y, scores, labels, task, n=5),
+            viz.confident_mistakes(d.val.images, y, scores, labels, task, n=5),
             viz.filters(torch.randn(8, channels, 3, 3)),
-            viz.feature_maps(d.test.images[0], torch.rand(6, 28, 28))]
+            viz.feature_maps(d.val.images[0], torch.rand(6, 28, 28))]
+    roc, conf = figs[0].axes[0], figs[1].axes[0]
+    assert len(roc.lines) == (1 if k == 2 else k) + 1  # a curve per class (binary: positive) + chance
+    assert len(conf.texts) == k * k  # a count in every cell
+    assert len(figs[4].axes) == 8 and len([a for a in figs[5].axes if a.images]) == 7  # 8 filters; input + 6 maps
     for fig in figs:
-        assert fig.axes
         plt.close(fig)
 
 
@@ -45,7 +48,7 @@ def test_training_curves_mark_the_best_epoch():
     d = synthetic("binary-class", n=16)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 2))
-    h = fit(model, d.train, d.val, epochs=3, batch_size=8, progress=False)
+    h = train_classifier(model, d.train, d.val, epochs=3, batch_size=8, progress=False)
     fig = viz.training_curves({"a": h})
     loss_ax, auc_ax = fig.axes
     assert len(loss_ax.lines) == 2  # train and validation loss
@@ -71,7 +74,7 @@ MULTI = "multi-label, binary-class"
 
 def _multilabel_scores(seed=0):
     d = synthetic(MULTI, n=60)
-    y = d.test.labels.numpy()  # (N, L) 0/1
+    y = d.val.labels.numpy()  # (N, L) 0/1
     rng = np.random.default_rng(seed)
     scores = np.clip(0.35 * y + 0.65 * rng.random(y.shape), 0, 1)  # (N, L) sigmoid-like, informative
     return d, y, scores
@@ -93,7 +96,7 @@ def test_multilabel_figures_are_per_label():
     tp = int((pred[:, 0] & (y[:, 0] == 1)).sum())
     assert panels[0].texts[3].get_text().startswith(f"{tp}\n")  # (present, predicted present)
     plt.close(fig)
-    fig = viz.confident_mistakes(d.test.images, y, scores, labels, MULTI, n=5)
+    fig = viz.confident_mistakes(d.val.images, y, scores, labels, MULTI, n=5)
     assert sum(ax.axison for ax in fig.axes) == 5
     plt.close(fig)
 
@@ -163,32 +166,35 @@ def test_multilabel_ranking_uses_distance_from_one_half():
     plt.close(fig)
 
 
-def test_chapter_01_evaluation_cells_on_a_multilabel_dataset():
-    """What notebooks/01_cnn.ipynb does after training (sections 6, 7 and the checks), on a
-    multi-label dataset such as ChestMNIST (synthetic here: no ChestMNIST file offline)."""
-    from medlib.metrics import classification as cm
-    from medlib.models.cnn import build_model
-    from medlib.recipes import recipe
-    from medlib.train import evaluate, predict
+def test_chapter_01_final_evaluation_on_a_multilabel_dataset():
+    """What notebooks/01_cnn.ipynb does after training (the final evaluation and its figures),
+    on a multi-label dataset such as ChestMNIST (synthetic here: no ChestMNIST file offline)."""
+    from medlib.config import setup
+    from medlib.evaluation import evaluate_classifier
+    from medlib.recipes.classification import build_classifier, recipe
 
     d = synthetic(MULTI, n=48)
+    run = setup("99_test", profile="smoke", dataset="synthetic", model="compactresnet", verbose=False)
     info, K = d.info, d.info.n_classes
-    net = build_model("compactresnet", info.n_channels, K, 28)
+    net = build_classifier("compactresnet", info, 28, run=run)
     kw = recipe("standard", d.train, 1)
-    hist = fit(net, d.train, d.val, progress=False, **kw)
+    hist = train_classifier(net, d.train, d.val, progress=False, **kw)
     assert hist.best_epoch == 1
-    scores = predict(net, d.test, amp=kw.get("amp", True))
-    y_test = d.test.labels.numpy()
-    test_m = cm.classification_metrics(y_test, scores, info.task, K)
-    val_m = evaluate(net, d.val)
-    ci = cm.bootstrap_ci(lambda y, s: cm.auc(y, s, info.task), y_test, scores, n=20)
-    assert ci[0] <= test_m["auc"] <= ci[1] and 0 <= val_m["acc"] <= 1
+    report = evaluate_classifier(run, net, d, history=hist)
+    assert run.test_opened and len(report.test) == 48
+    m, scores, y_test = report.metrics, report.scores, report.y
+    assert m["auc_lo"] <= m["auc"] <= m["auc_hi"] and 0 <= report.val["acc"] <= 1
     assert scores.shape == y_test.shape and ((scores >= 0) & (scores <= 1)).all()
+    assert "trivial: training class prior" in report.table.index
+    assert report.table.loc["trivial: training class prior", "auc"] == 0.5  # a constant score ranks nothing
     rates = viz.class_rates(y_test, scores, info.task, K)
     assert all(len(v) == K for v in rates.values())
     for fig in (viz.roc_curves(y_test, scores, info.labels, task=info.task),
                 viz.confusion(y_test, scores, info.labels, info.task),
                 viz.reliability_diagram(y_test, scores, info.task),
-                viz.confident_mistakes(d.test.images, y_test, scores, info.labels, info.task, n=12)):
+                viz.confident_mistakes(report.test.images, y_test, scores, info.labels, info.task, n=12)):
         assert fig.axes
         plt.close(fig)
+    rec = report.as_record()
+    path = run.record(**rec)
+    assert path.exists() and rec["metrics"]["test"]["auc"] == m["auc"]

@@ -15,8 +15,12 @@ def test_2d_figures_have_one_row_per_class(task, channels):
     d = synthetic(task, n=40, channels=channels)
     fig = vizdata.montage_by_class(d.train, n_per_class=4)
     assert len(fig.axes) == d.info.n_classes * 4
-    assert vizdata.class_balance(d).axes[0].get_title().startswith("Synthetic")
-    vizdata.intensity_histograms(d.train)
+    balance = vizdata.class_balance(d).axes[0]
+    assert balance.get_title().startswith("Synthetic")
+    assert len(balance.patches) == 3 * d.info.n_classes  # a bar per class and split
+    hist = vizdata.intensity_histograms(d.train).axes[0]
+    assert len(hist.patches) == d.info.n_classes  # one step outline per class
+    assert [t.get_text() for t in hist.get_legend().get_texts()] == list(d.info.labels)
 
 
 def test_slice_grid_skips_empty_slices():

@@ -40,6 +40,8 @@ def test_overlays_distributions_and_static_explorer(monkeypatch):
     assert len(fig.axes) >= 6
     per = {"unet": {"dice": torch.rand(5), "iou": torch.rand(5), "sens": torch.rand(5),
                     "hd95": torch.rand(5) * 10}}
-    vs.show_distributions(per)
+    dist = vs.show_distributions(per)
+    assert [a.get_title().split(" ")[0] for a in dist.axes] == ["dice", "iou", "sens", "hd95"]
+    assert all(len(a.collections[0].get_offsets()) == 5 for a in dist.axes)  # one dot per image
     out = vs.threshold_explorer(s, probs, i=1, threshold=0.4)
     assert isinstance(out, matplotlib.figure.Figure)  # headless: a static figure, no widget

@@ -1,5 +1,6 @@
-"""Batched tensor augmentation for classification (2D): each op draws per-image parameters
-and applies them to the whole batch at once. Explained in chapter 01.
+"""Batched tensor augmentation: each op draws per-image parameters and applies them to the
+whole batch at once. Images alone for classification (chapter 01); images and their masks
+together for segmentation (`augment_pair`, chapter 05).
 """
 
 from __future__ import annotations
@@ -73,3 +74,61 @@ def standard_2d(flip: bool = True, vflip: bool = False, degrees: float = 10.0, t
     if intensity:
         ops.append(lambda x, g: random_intensity(x, g, intensity, intensity))
     return Compose(ops)
+
+
+# ----------------------------------------------------------------------------- segmentation
+def augment_pair(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    flips: bool = True,
+    rot90: bool = True,
+    affine: float = 0.0,
+    elastic: float = 0.0,
+    intensity: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random joint augmentation of a batch, one draw per image, all as tensor ops.
+
+    x: float images (B, C, H, W); y: masks (B, H, W) (any dtype; resampled by nearest).
+    flips: horizontal/vertical; rot90: multiples of 90° (square images only);
+    affine: strength of a random rotation (±affine·30°) and scale (1 ± affine·0.15);
+    elastic: displacement in pixels of a smooth random field (Simard 2003, coarse 8×8 noise
+    upsampled); intensity: brightness/contrast jitter (± intensity) on standardised images.
+    """
+    b, _, h, w = x.shape
+    dev = x.device
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=generator, device="cpu").to(dev)
+
+    y = y.unsqueeze(1).float()  # (B, 1, H, W)
+    if flips:
+        fh, fv = rand(b) < 0.5, rand(b) < 0.5
+        x = torch.where(fh.view(b, 1, 1, 1), x.flip(-1), x)
+        y = torch.where(fh.view(b, 1, 1, 1), y.flip(-1), y)
+        x = torch.where(fv.view(b, 1, 1, 1), x.flip(-2), x)
+        y = torch.where(fv.view(b, 1, 1, 1), y.flip(-2), y)
+    if rot90 and h == w:
+        turn = rand(b) < 0.5  # transpose = rot90 combined with the flips above
+        x = torch.where(turn.view(b, 1, 1, 1), x.transpose(-1, -2), x)
+        y = torch.where(turn.view(b, 1, 1, 1), y.transpose(-1, -2), y)
+    if affine > 0 or elastic > 0:
+        theta = torch.zeros(b, 2, 3, device=dev)
+        angle = (rand(b) * 2 - 1) * math.pi / 6 * affine
+        scale = 1 + (rand(b) * 2 - 1) * 0.15 * affine
+        theta[:, 0, 0], theta[:, 0, 1] = angle.cos() / scale, -angle.sin() / scale
+        theta[:, 1, 0], theta[:, 1, 1] = angle.sin() / scale, angle.cos() / scale
+        grid = F.affine_grid(theta, (b, 1, h, w), align_corners=False)  # (B, H, W, 2) in [-1, 1]
+        if elastic > 0:
+            noise = rand(b, 2, 8, 8) * 2 - 1  # coarse random displacements
+            field = F.interpolate(noise, size=(h, w), mode="bicubic", align_corners=False)
+            scale_xy = torch.tensor([2 / w, 2 / h], device=dev).view(1, 2, 1, 1)
+            grid = grid + (field * elastic * scale_xy).permute(0, 2, 3, 1)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        y = F.grid_sample(y, grid, mode="nearest", padding_mode="reflection", align_corners=False)
+    if intensity > 0:
+        gain = 1 + (rand(b, 1, 1, 1) * 2 - 1) * intensity
+        shift = (rand(b, 1, 1, 1) * 2 - 1) * intensity
+        x = x * gain + shift
+    return x, y[:, 0]

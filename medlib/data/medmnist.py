@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from medlib import paths
+from medlib.data.heldout import HeldOut
 from medlib.data.registry import DatasetInfo, info
 
 SPLITS = ("train", "val", "test")
@@ -168,16 +169,17 @@ def stratified_indices(labels: np.ndarray, n: int, seed: int = 0, multilabel: bo
 
 @dataclass
 class MedMNISTData:
-    """All three splits of one MedMNIST dataset at one size."""
+    """All three splits of one MedMNIST dataset at one size; `test` is sealed (`HeldOut`)
+    until the run's final evaluation opens it (`run.open_test(data)`)."""
 
     info: DatasetInfo
     size: int
     path: Path
     train: Split
     val: Split
-    test: Split
+    test: HeldOut
 
-    def split(self, name: str) -> Split:
+    def split(self, name: str) -> Split | HeldOut:
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; valid choices: {', '.join(SPLITS)}")
         return getattr(self, name)
@@ -211,7 +213,7 @@ def load(flag: str, size: int = 28, root=None, download: bool | None = None) -> 
     for s, sp in splits.items():
         if len(sp) != ds.n_samples[s]:
             raise DataError(f"{path}: split {s} has {len(sp)} items, INFO says {ds.n_samples[s]}")
-    data = MedMNISTData(ds, size, path, **splits)
+    data = MedMNISTData(ds, size, path, splits["train"], splits["val"], HeldOut(splits["test"]))
     _CACHE[key] = data
     return data
 

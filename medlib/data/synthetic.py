@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medlib.data.heldout import HeldOut
 from medlib.data.medmnist import MedMNISTData, Split
 from medlib.data.registry import DatasetInfo
 
@@ -45,4 +46,4 @@ def synthetic(task: str = "binary-class", n: int = 64, size: int = 28, channels:
                 x[sl] += 150
         images = torch.from_numpy(np.clip(x, 0, 255).astype(np.uint8))
         splits[s] = Split(images, torch.from_numpy(y), info, s)
-    return MedMNISTData(info, size, Path("<synthetic>"), **splits)
+    return MedMNISTData(info, size, Path("<synthetic>"), splits["train"], splits["val"], HeldOut(splits["test"]))

@@ -1,6 +1,7 @@
 """Segmentation metrics by hand: Dice/F1, IoU, sensitivity, specificity, accuracy,
 pixel-wise AUC and HD95, per image, optionally inside a field-of-view (FOV) mask.
 
+Dice is the F1 score of the foreground pixels; one name (`dice`) is used for both.
 Conventions: `pred` and `target` are binary maps (N, H, W) (bool or 0/1), `scores` are
 probabilities (N, H, W), `fov` is an optional (N, H, W) mask; pixels outside it are
 ignored. Per-image functions return a tensor (N,); `pooled=True` variants count every
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from medlib.metrics.classification import binary_auc
 
 
 def _as_nhw(x: torch.Tensor) -> torch.Tensor:
@@ -54,9 +57,6 @@ def dice(pred, target, fov=None, pooled=False) -> torch.Tensor:
     return d
 
 
-f1 = dice
-
-
 def iou(pred, target, fov=None, pooled=False) -> torch.Tensor:
     """Intersection over union (Jaccard) = TP / (TP + FP + FN)."""
     c = _maybe_pool(confusion(pred, target, fov), pooled)
@@ -84,29 +84,17 @@ def accuracy(pred, target, fov=None, pooled=False) -> torch.Tensor:
 
 
 def auc(scores, target, fov=None) -> float:
-    """Pixel-wise ROC AUC over all given pixels (inside the FOV), by the rank-sum formula.
-
-    AUC = P(score of a random vessel pixel > score of a random background pixel)
-        = (R₊ - n₊(n₊ + 1)/2) / (n₊ n₋), R₊ = sum of the positives' ranks (ties averaged).
-    """
+    """Pixel-wise ROC AUC over all given pixels (inside the FOV), NaN when one class is absent:
+    P(score of a random vessel pixel > score of a random background pixel), by the rank-sum
+    formula of `medlib.metrics.classification.binary_auc`."""
     s, t = _as_nhw(scores).double(), _as_nhw(target).bool()
     if fov is not None:
         f = _as_nhw(fov).bool().expand_as(t)
         s, t = s[f], t[f]
-    s, t = s.flatten(), t.flatten()
-    n_pos, n_neg = int(t.sum()), int((~t).sum())
-    if n_pos == 0 or n_neg == 0:
+    t = t.flatten().cpu().numpy()
+    if t.all() or not t.any():
         return float("nan")
-    order = torch.argsort(s)
-    s_sorted = s[order]
-    # average ranks over ties: each run of equal scores gets the mean of its ranks
-    _, inverse, counts = torch.unique_consecutive(s_sorted, return_inverse=True, return_counts=True)
-    ends = counts.cumsum(0).double()  # 1-based rank of each run's last element
-    mean_rank = ends - (counts.double() - 1) / 2
-    ranks = torch.empty_like(s)
-    ranks[order] = mean_rank[inverse]
-    r_pos = ranks[t].sum().item()
-    return (r_pos - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return binary_auc(t, s.flatten().cpu().numpy())
 
 
 def auc_per_image(scores, target, fov=None) -> torch.Tensor:
@@ -193,7 +181,6 @@ def summarize(scores, target, fov=None, threshold: float = 0.5, with_hd95: bool 
         "acc": accuracy(p, t, fov),
         "auc": auc_per_image(s, t, fov),
     }
-    per["f1"] = per["dice"]
     if with_hd95:
         per["hd95"] = hd95(p if fov is None else p & _as_nhw(fov).bool(), t)
     pooled = {
@@ -208,7 +195,6 @@ def summarize(scores, target, fov=None, threshold: float = 0.5, with_hd95: bool 
         finite = torch.isfinite(per["hd95"])
         pooled["hd95"] = float(per["hd95"][finite].mean()) if finite.any() else float("nan")
         pooled["hd95_undefined"] = int((~finite).sum())
-    pooled["f1"] = pooled["dice"]
     return per, pooled
 
 
@@ -231,3 +217,20 @@ def thin_structure_mask(target, size: int = 3) -> torch.Tensor:
     eroded = -torch.nn.functional.max_pool2d(-t, size, 1, pad)
     opened = torch.nn.functional.max_pool2d(eroded, size, 1, pad)
     return (t > 0.5)[:, 0] & ~(opened > 0.5)[:, 0]
+
+
+def as_record(per: dict[str, torch.Tensor], pooled: dict[str, float]) -> dict[str, float]:
+    """The flat names results.json uses in every chapter: `<name>` is the mean over images
+    (`dice` = mean per-image Dice), `<name>_pooled` counts every pixel together (the DRIVE
+    literature's convention). HD95 is averaged where defined; `hd95_undefined` counts the
+    rest, and a per-image AUC is undefined on an image without foreground (left out)."""
+    out = {}
+    for k, v in per.items():
+        v = v.double()
+        ok = torch.isfinite(v)
+        out[k] = float(v[ok].mean()) if ok.any() else float("nan")
+        if k == "hd95":
+            out["hd95_undefined"] = int((~ok).sum())
+    out.update({f"{k}_pooled": float(v) for k, v in pooled.items() if not k.startswith("hd95")})
+    return out
+

@@ -6,8 +6,8 @@ no max-pool, PyTorch's default initialisation); at 64 px the same network (this 
 choice: MedMNIST v2's scripts have no 64 px setting); at >= 128 px torchvision's ImageNet
 ResNet (7x7 stride-2 stem + max-pool, kaiming-normal init), which MedMNIST v2 trains at 224 px.
 
-Plus `build_model(name, ...)` (a registry with a clear error) and `count_macs(model, shape)`
-(multiply-accumulates per image from forward hooks). Explained in chapter 01.
+Plus `build_model(name, ...)` (the registry `MODELS`, with a clear error for unknown names).
+Explained in chapter 01.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 import torchvision
+
+from medlib.models.common import build, conv_bn_relu
 
 
 class SimpleCNN(nn.Module):
@@ -103,11 +105,6 @@ class ResBlock(nn.Module):
         return self.act(x + self.body(x))
 
 
-def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out),
-                         nn.ReLU(inplace=True))
-
-
 class CompactResNet(nn.Module):
     """The suite's CPU model: a 3-stage residual net, width doubling as resolution halves.
 
@@ -122,10 +119,10 @@ class CompactResNet(nn.Module):
                  depths=(0, 1, 1), dropout: float = 0.1, stem_stride: int = 1):
         super().__init__()
         w = width
-        layers = [_conv_bn(in_channels, w, stem_stride)]
+        layers = [conv_bn_relu(in_channels, w, stem_stride)]
         for i, (c, d) in enumerate(zip((w, 2 * w, 4 * w), depths)):
             if i > 0:
-                layers.append(_conv_bn(c // 2, c, stride=2))  # (B, c, H/2, W/2)
+                layers.append(conv_bn_relu(c // 2, c, stride=2))  # (B, c, H/2, W/2)
             layers += [ResBlock(c) for _ in range(d)]
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -137,12 +134,17 @@ class CompactResNet(nn.Module):
         return self.head(self.dropout(x))
 
 
-def _compact(in_channels: int, num_classes: int, size: int) -> CompactResNet:
+def _simple(in_channels: int, num_classes: int, size: int = 28) -> SimpleCNN:
+    return SimpleCNN(in_channels, num_classes)
+
+
+def _compact(in_channels: int, num_classes: int, size: int = 28) -> CompactResNet:
     return CompactResNet(in_channels, num_classes, stem_stride=1 if size <= 32 else 2)
 
 
-MODELS: dict[str, Callable[[int, int, int], nn.Module]] = {
-    "simplecnn": lambda c, k, s: SimpleCNN(c, k),
+# name -> factory(in_channels, num_classes, size)
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "simplecnn": _simple,
     "compactresnet": _compact,
     "resnet18": resnet18,
     "resnet50": resnet50,
@@ -150,68 +152,6 @@ MODELS: dict[str, Callable[[int, int, int], nn.Module]] = {
 
 
 def build_model(name: str, in_channels: int, num_classes: int, size: int = 28) -> nn.Module:
-    """A fresh model by name (one of MODELS) for images (in_channels, size, size)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid choices: {', '.join(map(repr, MODELS))}")
-    return MODELS[name](in_channels, num_classes, size)
-
-
-def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one forward pass for ONE image of shape (C, H, W), counting
-    Conv2d and Linear layers (the rest — BN, ReLU, pooling — is < 1% and ignored).
-
-    Conv: H_out * W_out * C_out * (C_in / groups) * kH * kW;  Linear: in * out.
-    """
-    total = 0
-
-    def conv_hook(m: nn.Conv2d, inp, out):
-        nonlocal total
-        kh, kw = m.kernel_size
-        total += out[0].numel() * (m.in_channels // m.groups) * kh * kw
-
-    def linear_hook(m: nn.Linear, inp, out):
-        nonlocal total
-        total += out[0].numel() * m.in_features
-
-    hooks = []
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(linear_hook))
-    was_training = model.training
-    model.eval()
-    try:
-        p = next(model.parameters())
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=p.device, dtype=p.dtype))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    return int(total)
-
-
-def train_throughput(model: nn.Module, input_shape: tuple[int, ...], num_classes: int,
-                     batch_size: int = 128, steps: int = 4, warmup: int = 1, device="cpu") -> float:
-    """Training images per second (forward + backward + AdamW step) on random inputs.
-    The model is trained on noise, so pass a copy if its weights matter."""
-    import time
-
-    device = torch.device(device)
-    model = model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.randn(batch_size, *input_shape, device=device)  # (B, C, H, W)
-    y = torch.randint(0, num_classes, (batch_size,), device=device)
-    for i in range(warmup + steps):
-        if i == warmup:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-        loss = nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return steps * batch_size / (time.perf_counter() - t0)
+    """A fresh model by name (one of MODELS) for images (in_channels, size, size).
+    Chapters build under the run's seed with `run.build(build_model, ...)`."""
+    return build(MODELS, name, in_channels, num_classes, size=size)

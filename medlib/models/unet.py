@@ -12,17 +12,13 @@ Explained in chapter 05.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 import torch.nn as nn
 
-
-def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
-    """3×3 convolution (same padding) → BatchNorm → ReLU."""
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
+from medlib.models.common import build, conv_bn_relu
 
 
 class ConvBlock(nn.Module):
@@ -129,21 +125,16 @@ class UNet(nn.Module):
         return self.head(x)  # (B, out_channels, H, W) logits
 
 
-MODELS = {
-    "unet": {},
-    "unet_noskip": {"skips": False},
-    "attention_unet": {"attention": True},
-    "res_unet": {"residual": True},
+# name -> factory(in_channels, out_channels, **options such as width, depth)
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "unet": UNet,
+    "unet_noskip": partial(UNet, skips=False),
+    "attention_unet": partial(UNet, attention=True),
+    "res_unet": partial(UNet, residual=True),
 }
 
 
 def build_unet(name: str = "unet", in_channels: int = 1, out_channels: int = 1, **kwargs) -> UNet:
-    """A U-Net variant by name (one of MODELS); kwargs (width, depth, ...) override."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid choices: {', '.join(map(repr, MODELS))}")
-    return UNet(in_channels, out_channels, **{**MODELS[name], **kwargs})
-
-
-def count_params(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """A U-Net variant by name (one of MODELS); kwargs (width, depth, ...) are passed on.
+    Chapters build under the run's seed with `run.build(build_unet, ...)`."""
+    return build(MODELS, name, in_channels, out_channels, **kwargs)

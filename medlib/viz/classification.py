@@ -23,6 +23,7 @@ from medlib.metrics.classification import (
     per_class,
     predict_labels,
 )
+from medlib.viz.common import show_image
 
 
 def _is_multilabel(y: np.ndarray, task: str | None = None) -> bool:
@@ -200,16 +201,6 @@ def reliability_diagram(y_true, y_score, task: str, n_bins: int = 15, title: str
     return fig
 
 
-def _show(ax, img: np.ndarray) -> None:
-    """img (C, H, W) uint8 or float."""
-    if img.shape[0] == 1:
-        ax.imshow(img[0], cmap="gray", **({"vmin": 0, "vmax": 255} if img.dtype == np.uint8 else {}))
-    else:
-        ax.imshow(np.moveaxis(img, 0, -1).astype(np.uint8) if img.dtype == np.uint8 else np.moveaxis(img, 0, -1))
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
 def confident_mistakes(images, y_true, y_score, labels, task: str, n: int = 12,
                        title: str = "Most confident mistakes (test)"):
     """The `n` wrong predictions with the highest confidence, with true/predicted labels.
@@ -231,7 +222,7 @@ def confident_mistakes(images, y_true, y_score, labels, task: str, n: int = 12,
     for ax, j in zip(axes.ravel(), wrong):
         i = j // n_labels  # image index (multi-label: j = i * L + label)
         ax.axis("on")
-        _show(ax, imgs[i])
+        show_image(ax, imgs[i])
         if multilabel:
             head = f"{str(labels[j % n_labels])[:14]}\ntrue {'yes' if y[j] else 'no'}, p {p[j]:.2f}"
         else:
@@ -272,7 +263,7 @@ def feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str = "Feature 
     fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows + 0.3), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    _show(axes[0, 0], image.detach().cpu().numpy())
+    show_image(axes[0, 0], image)
     axes[0, 0].set_title("input", fontsize=8)
     for i, (ax, f) in enumerate(zip(axes.ravel()[1:], m)):
         ax.imshow(f.numpy(), cmap="viridis")

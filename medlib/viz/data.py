@@ -8,17 +8,7 @@ import numpy as np
 import torch
 
 from medlib.data.medmnist import MedMNISTData, Split
-
-
-def _show(ax, img: torch.Tensor) -> None:
-    """Draw one (C, H, W) uint8 image: grey for one channel, RGB for three."""
-    a = img.numpy()
-    if a.shape[0] == 1:
-        ax.imshow(a[0], cmap="gray", vmin=0, vmax=255)
-    else:
-        ax.imshow(a.transpose(1, 2, 0))
-    ax.set_xticks([])
-    ax.set_yticks([])
+from medlib.viz.common import show_image
 
 
 def montage_by_class(split: Split, n_per_class: int = 8, seed: int = 0, title: str | None = None):
@@ -34,7 +24,7 @@ def montage_by_class(split: Split, n_per_class: int = 8, seed: int = 0, title: s
         for j in range(n_per_class):
             ax = axes[c, j]
             if j < len(picks):
-                _show(ax, split.images[picks[j]])
+                show_image(ax, split.images[picks[j]])
             else:
                 ax.axis("off")
         name = info.labels[c][:18]

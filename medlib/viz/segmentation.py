@@ -8,29 +8,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from medlib.viz.common import as_numpy, to_display
+
 TP_COLOR = (0.15, 0.85, 0.25)  # green: vessel/nucleus found
 FP_COLOR = (1.0, 0.15, 0.6)  # magenta: predicted but not in the truth
 FN_COLOR = (0.1, 0.65, 1.0)  # blue: missed
 
 
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def display_image(image) -> np.ndarray:
-    """uint8 (C, H, W) → float (H, W, 3) or (H, W) in [0, 1] for imshow."""
-    a = _np(image).astype(np.float32) / 255
-    return a[0] if a.shape[0] == 1 else np.moveaxis(a[:3], 0, -1)
-
-
 def error_overlay(image, pred, target, fov=None, alpha: float = 0.6) -> np.ndarray:
     """RGB (H, W, 3): the image in grey with TP green, FP magenta, FN blue at opacity alpha."""
-    img = display_image(image)
+    img = to_display(image)
     grey = img if img.ndim == 2 else img.mean(-1)
     rgb = np.repeat(grey[..., None], 3, -1)
-    p, t = _np(pred).astype(bool), _np(target).astype(bool)
+    p, t = as_numpy(pred).astype(bool), as_numpy(target).astype(bool)
     if fov is not None:
-        f = _np(fov).astype(bool)
+        f = as_numpy(fov).astype(bool)
         p, t = p & f, t & f
         rgb = np.where(f[..., None], rgb, rgb * 0.35)
     for m, color in ((p & t, TP_COLOR), (p & ~t, FP_COLOR), (~p & t, FN_COLOR)):
@@ -56,7 +48,7 @@ def show_overlays(split, probs, threshold: float = 0.5, idx=None, dice=None, tit
     for row, i in enumerate(idx):
         fov = None if split.fov is None else split.fov[i]
         pred = probs[i] >= threshold
-        panels = [display_image(split.images[i]), _np(probs[i]),
+        panels = [to_display(split.images[i]), as_numpy(probs[i]),
                   error_overlay(split.images[i], pred, split.masks[i], fov)]
         if crop is not None:
             top, left, size = crop
@@ -89,7 +81,7 @@ def show_distributions(per_image: dict[str, dict[str, torch.Tensor]], names=("di
     labels = list(per_image)
     rng = np.random.default_rng(0)
     for ax, n in zip(axes[0], names):
-        data = [_np(per_image[k][n]).astype(float) for k in labels]
+        data = [as_numpy(per_image[k][n]).astype(float) for k in labels]
         data = [d[np.isfinite(d)] for d in data]
         ax.boxplot(data, showfliers=False, widths=0.5)
         ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20, fontsize=8)
@@ -109,10 +101,10 @@ def show_gate_maps(image, maps, title: str = "attention gate maps"):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(maps) + 1, figsize=(3.1 * (len(maps) + 1), 3.2))
-    axes[0].imshow(display_image(image), cmap="gray")
+    axes[0].imshow(to_display(image), cmap="gray")
     axes[0].set_title("input", fontsize=9)
     for k, (ax, m) in enumerate(zip(axes[1:], maps)):
-        a = _np(m).squeeze()
+        a = as_numpy(m).squeeze()
         im = ax.imshow(a, cmap="viridis")
         ax.set_title(f"gate {k + 1}: {a.shape[0]}×{a.shape[1]}, α in [{a.min():.2f}, {a.max():.2f}]", fontsize=8)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)

@@ -1,0 +1,73 @@
+"""What a model costs: parameters, multiply-accumulates per image, training throughput.
+Explained in chapter 01 (the cost table); bench/ compares them across models."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn as nn
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass for ONE image of shape (C, H, W), counting
+    Conv2d and Linear layers (the rest — BN, ReLU, pooling — is < 1% and ignored).
+
+    Conv: H_out * W_out * C_out * (C_in / groups) * kH * kW;  Linear: in * out.
+    """
+    total = 0
+
+    def conv_hook(m: nn.Conv2d, inp, out):
+        nonlocal total
+        kh, kw = m.kernel_size
+        total += out[0].numel() * (m.in_channels // m.groups) * kh * kw
+
+    def linear_hook(m: nn.Linear, inp, out):
+        nonlocal total
+        total += out[0].numel() * m.in_features
+
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(linear_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        p = next(model.parameters())
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=p.device, dtype=p.dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return int(total)
+
+
+def train_throughput(model: nn.Module, input_shape: tuple[int, ...], num_classes: int,
+                     batch_size: int = 128, steps: int = 4, warmup: int = 1, device="cpu") -> float:
+    """Training images per second (forward + backward + AdamW step) on random inputs.
+    The model is trained on noise, so pass a copy if its weights matter."""
+    device = torch.device(device)
+    model = model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.randn(batch_size, *input_shape, device=device)  # (B, C, H, W)
+    y = torch.randint(0, num_classes, (batch_size,), device=device)
+    for i in range(warmup + steps):
+        if i == warmup:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return steps * batch_size / (time.perf_counter() - t0)

@@ -1,17 +1,24 @@
-"""Print the markdown tables of bench/README.md from bench/results/*.json.
+"""Print the markdown tables of bench/README.md from bench/results/*.json, and check them.
 
 `results/runs/*.json` are chapter runs' own results.json files, copied unchanged from
-`runs/<chapter>/<run-id>/` (named <chapter>_<dataset>_<profile>_<device>.json).
+`runs/<chapter>/<run-id>/` (named <chapter>_<dataset>_<profile>_<device>[_seedN].json).
+The course targets are data (`targets.json`), checked against those records.
 
-    python bench/report.py
+    python bench/report.py            # exit 1 if a record cited by README.md or bench/README.md
+                                      # is missing or unreadable
+    python bench/report.py --strict   # also exit 1 if a target is missed or not measured
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
+import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
 
 
 def _pm(pair, digits=3):
@@ -78,13 +85,29 @@ def data_pipeline(path: Path) -> str:
     ])
 
 
-# Course targets from the issues, checked against recorded chapter runs: (metric, minimum).
-TARGETS = {
-    ("05_unet", "drive", "standard"): [("auc", 0.975), ("f1", 0.80)],
-    ("05_unet", "drive", "paper"): [("auc", 0.98), ("f1", 0.82)],
-    ("05_unet", "dsb2018_96", "standard"): [("dice", 0.88)],
-}
-SHOWN = {"01_cnn": ("auc", "acc"), "05_unet": ("dice", "f1", "auc", "sens", "spec", "hd95")}
+SHOWN = {"01_cnn": ("auc", "acc"), "05_unet": ("dice", "dice_pooled", "auc_pooled", "sens_pooled", "spec_pooled", "hd95")}
+
+
+def recipe_selection(path: Path) -> str:
+    r = json.loads(path.read_text())
+    lines = [f"Rule: {' '.join(r['rule'].split())}", ""]
+    for group, d in r["decision"].items():
+        if d.get("status") != "decided":
+            lines.append(f"{group}: {d.get('status')}")
+            continue
+        flags = list(next(iter(d["table"].values()))["per_dataset"])
+        lines += [f"**{group} tasks** ({', '.join(flags)}): validation score (AUC + ACC) / 2 at the last epoch, "
+                  "mean ± std over 3 seeds", "",
+                  "| class weights | label smoothing | budget (images) | " + " | ".join(flags) + " | mean | chosen |",
+                  "|---|---|---|" + "---|" * len(flags) + "---|---|"]
+        for row in sorted(d["table"].values(), key=lambda t: -t["mean"]):
+            c = row["cfg"]
+            cells = " | ".join(f"{row['per_dataset'][f][0]:.4f} ± {row['per_dataset'][f][1]:.4f}" for f in flags)
+            lines.append(f"| {c['class_weights']} | {c['label_smoothing']} | {c['budget']:,} | {cells} | "
+                         f"{row['mean']:.4f} | {'**yes**' if c == d['chosen'] else ''} |")
+        lines += ["", f"Flip TTA on the chosen configuration's kept models: validation score "
+                      f"{d['tta_gain_mean']:+.4f} ± {d['tta_gain_std']:.4f} -> {'used' if d['tta'] else 'not used'}.", ""]
+    return "\n".join(lines)
 
 
 def seg_speed(path: Path) -> str:
@@ -110,29 +133,111 @@ def seg_speed(path: Path) -> str:
     ])
 
 
-def chapter_runs(folder: Path) -> str:
-    lines = ["| file | chapter | dataset | profile | device | model (parameters) | train (s) | notebook (s) | "
-             "test metrics | target | met? |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for p in sorted(folder.glob("*.json")):
-        r = json.loads(p.read_text())
+def _value(record: dict, metric: str):
+    test = (record.get("metrics") or {}).get("test") or {}
+    return test.get(metric, record.get(metric))
+
+
+def _threshold(target: dict) -> tuple[str, float]:
+    if "min_from" in target:
+        sys.path.insert(0, str(BENCH.parent))
+        from medlib.baselines import medmnist_baselines
+
+        row = target["min_from"].removeprefix("MedMNIST v2: ")
+        return ">=", medmnist_baselines(target["dataset"])[row][target["metric"]]
+    return (">=", target["min"]) if "min" in target else ("<=", target["max"])
+
+
+def check_targets(records: dict[str, dict], targets: list[dict]) -> tuple[str, list[str]]:
+    """One row per target: the matching records, their mean, and whether it meets the target."""
+    lines = ["| chapter | dataset | profile | metric | target | records | value (mean ± std) | met? |",
+             "|---|---|---|---|---|---|---|---|"]
+    problems = []
+    for t in targets:
+        op, bound = _threshold(t)
+        match = [(name, r) for name, r in records.items()
+                 if (r.get("chapter"), r.get("dataset"), r.get("profile")) == (t["chapter"], t["dataset"], t["profile"])
+                 and all(str(r.get(k, "")).split(":")[0] == v for k, v in (t.get("where") or {}).items())
+                 and _value(r, t["metric"]) is not None]
+        vals = [float(_value(r, t["metric"])) for _, r in match]
+        label = f"{op} {bound:g}" + (f" ({t['min_from']})" if "min_from" in t else "")
+        if not vals:
+            lines.append(f"| {t['chapter']} | {t['dataset']} | {t['profile']} | {t['metric']} | {label} | 0 | "
+                         "not measured | — |")
+            problems.append(f"{t['chapter']}/{t['dataset']}/{t['profile']} {t['metric']}: not measured")
+            continue
+        mean = sum(vals) / len(vals)
+        std = (sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5
+        ok = mean >= bound if op == ">=" else mean <= bound
+        lines.append(f"| {t['chapter']} | {t['dataset']} | {t['profile']} | {t['metric']} | {label} | {len(vals)} | "
+                     f"{mean:.4g} ± {std:.2g} | {'yes' if ok else '**no**'} |")
+        if not ok:
+            problems.append(f"{t['chapter']}/{t['dataset']}/{t['profile']} {t['metric']}: {mean:.4g} misses {label}")
+    return "\n".join(lines), problems
+
+
+def chapter_runs(records: dict[str, dict]) -> str:
+    lines = ["| file | chapter | dataset | profile | seed | device | model (parameters) | train (s) | notebook (s) | "
+             "test metrics |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in sorted(records.items()):
         test = r["metrics"]["test"]
-        shown = ", ".join(f"{k} {test[k]:.3f}" for k in SHOWN.get(r["chapter"], ()) if k in test)
-        target = TARGETS.get((r["chapter"], r["dataset"], r["profile"]), [])
-        met = "—" if not target else ("yes" if all(test[k] >= v for k, v in target) else "**no**")
-        nb_s = r.get("notebook_seconds")
+        shown = ", ".join(f"{k} {test[k]:.3f}" for k in SHOWN.get(r["chapter"], ()) if test.get(k) is not None)
+        nb_s, train_s, params = r.get("notebook_seconds"), r.get("train_seconds"), r.get("model_params")
         lines.append(
-            f"| {p.name} | {r['chapter']} | {r['dataset']} | {r['profile']} | {r.get('device_name', r['device'])} | "
-            f"{r['model']} ({r['model_params'] / 1e6:.2f} M) | {r['train_seconds']:.0f} | "
-            f"{'—' if nb_s is None else f'{nb_s:.0f}'} | {shown} | "
-            f"{', '.join(f'{k} ≥ {v}' for k, v in target) or '—'} | {met} |")
+            f"| {name} | {r['chapter']} | {r['dataset']} | {r['profile']} | {r.get('seed')} | "
+            f"{r.get('device_name', r['device'])} | {r['model']} ({'—' if params is None else f'{params / 1e6:.2f} M'}) | "
+            f"{'—' if train_s is None else f'{train_s:.0f}'} | "
+            f"{'—' if nb_s is None else f'{nb_s:.0f}'} | {shown} |")
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    for name, fn in (("time_to_baseline", time_to_baseline), ("data_pipeline", data_pipeline),
-                     ("seg_speed", seg_speed)):
-        p = RESULTS / f"{name}.json"
+CITED = re.compile(r"(?:bench/)?results/((?:runs/)?[A-Za-z0-9_.\-]+\.json)")
+
+
+def cited_records(root: Path) -> dict[str, list[str]]:
+    """Every `results/....json` that README.md or bench/README.md names: {file: [cited in]}."""
+    out: dict[str, list[str]] = {}
+    for doc in (root.parent / "README.md", root / "README.md"):
+        if doc.exists():
+            for m in CITED.finditer(doc.read_text()):
+                out.setdefault(m.group(1), []).append(doc.name if doc.parent == root.parent else "bench/README.md")
+    return out
+
+
+def main(argv=None, root: Path = BENCH) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--strict", action="store_true", help="also fail on a missed or unmeasured target")
+    args = ap.parse_args(argv)
+    results = root / "results"
+    errors = []
+    for rel, docs in sorted(cited_records(root).items()):
+        if not (results / rel).exists():
+            errors.append(f"missing record results/{rel} (cited in {', '.join(sorted(set(docs)))})")
+    for name, fn in (("recipe_selection", recipe_selection), ("time_to_baseline", time_to_baseline),
+                     ("data_pipeline", data_pipeline), ("seg_speed", seg_speed)):
+        p = results / f"{name}.json"
         if p.exists():
             print(f"## {name}\n\n{fn(p)}\n")
-    if (RESULTS / "runs").is_dir():
-        print(f"## chapter runs\n\n{chapter_runs(RESULTS / 'runs')}\n")
+    records = {}
+    for p in sorted((results / "runs").glob("*.json")):
+        try:
+            records[p.name] = json.loads(p.read_text())
+            records[p.name]["metrics"]["test"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            errors.append(f"unreadable record {p.relative_to(root)}: {type(e).__name__}: {e}")
+            records.pop(p.name, None)
+    if records:
+        print(f"## chapter runs\n\n{chapter_runs(records)}\n")
+    targets = json.loads((root / "targets.json").read_text())["targets"]
+    table, problems = check_targets(records, targets)
+    print(f"## targets (targets.json)\n\n{table}\n")
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    if args.strict:
+        for p in problems:
+            print(f"target: {p}", file=sys.stderr)
+    return 1 if errors or (args.strict and problems) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""bench/report.py checks the evidence: every record the READMEs cite exists, targets come
+from targets.json, and on this repository the report passes."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _report(bench: Path, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(bench / "report.py"), *args], capture_output=True, text=True,
+                          timeout=120, cwd=bench)
+
+
+def _fake_bench(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    bench = repo / "bench"
+    (bench / "results" / "runs").mkdir(parents=True)
+    shutil.copy(ROOT / "bench" / "report.py", bench / "report.py")
+    (repo / "medlib").symlink_to(ROOT / "medlib")  # min_from targets read medlib.baselines
+    (repo / "README.md").write_text("DSB Dice 0.9 (`bench/results/runs/05_unet_dsb.json`).\n")
+    (bench / "README.md").write_text("See results/runs/05_unet_dsb.json.\n")
+    record = {"chapter": "05_unet", "dataset": "dsb2018_96", "profile": "standard", "seed": 0, "device": "cpu",
+              "model": "unet", "model_params": 1000, "train_seconds": 10.0, "metrics": {"test": {"dice": 0.9}}}
+    (bench / "results" / "runs" / "05_unet_dsb.json").write_text(json.dumps(record))
+    targets = {"targets": [{"chapter": "05_unet", "dataset": "dsb2018_96", "profile": "standard",
+                            "metric": "dice", "min": 0.88},
+                           {"chapter": "01_cnn", "dataset": "breastmnist", "profile": "standard",
+                            "metric": "auc", "min_from": "MedMNIST v2: ResNet-18 (28)"}]}
+    (bench / "targets.json").write_text(json.dumps(targets))
+    return bench
+
+
+def test_a_missing_cited_record_fails_the_report(tmp_path):
+    bench = _fake_bench(tmp_path)
+    ok = _report(bench)
+    assert ok.returncode == 0, ok.stderr
+    assert "| 05_unet | dsb2018_96 | standard | dice | >= 0.88 | 1 | 0.9 ± 0 | yes |" in ok.stdout
+    assert ">= 0.901 (MedMNIST v2: ResNet-18 (28)) | 0 | not measured" in ok.stdout  # from medlib.baselines
+    strict = _report(bench, "--strict")
+    assert strict.returncode == 1 and "not measured" in strict.stderr
+    (bench / "results" / "runs" / "05_unet_dsb.json").unlink()
+    gone = _report(bench)
+    assert gone.returncode == 1
+    assert "missing record results/runs/05_unet_dsb.json (cited in README.md, bench/README.md)" in gone.stderr
+
+
+def test_a_missed_target_is_shown_and_fails_strict(tmp_path):
+    bench = _fake_bench(tmp_path)
+    rec = bench / "results" / "runs" / "05_unet_dsb.json"
+    r = json.loads(rec.read_text())
+    r["metrics"]["test"]["dice"] = 0.8
+    rec.write_text(json.dumps(r))
+    out = _report(bench, "--strict")
+    assert "| **no** |" in out.stdout and out.returncode == 1 and "0.8 misses >= 0.88" in out.stderr
+
+
+def test_the_repository_evidence_is_complete():
+    """Every record README.md and bench/README.md cite is committed and readable."""
+    out = _report(ROOT / "bench")
+    assert out.returncode == 0, out.stderr

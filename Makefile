@@ -15,11 +15,12 @@ endif
 # slowed PyTorch several-fold (measured on the 2-core CI machine). Kernels inherit it.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run test lint unit nbval bench lab clean-runs help
+.PHONY: setup run test lint unit nbval ui-test bench lab clean-runs help
 
 help:
 	@echo "make run    execute every chapter with papermill (PROFILE=$(PROFILE)) into runs/"
 	@echo "make test   lint + unit tests + every notebook under nbval in the smoke profile"
+	@echo "make ui-test  chapters 00/01/05 in JupyterLab + headless Chromium: no errors, widgets render and respond (build/ui/)"
 	@echo "make lab    open JupyterLab on notebooks/"
 	@echo "make bench  run the benchmarks in bench/"
 	@echo "data: MEDLIB_DATA=$(MEDLIB_DATA)"
@@ -47,6 +48,24 @@ nbval: $(STAMP)
 	  $(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks -q -p no:cacheprovider
 
 test: lint unit nbval
+
+# Real-browser test (tests/ui/ui_test.py): JupyterLab on a free localhost port, Playwright driving
+# Debian's chromium (never `playwright install`); smoke profile, live widgets; build/ui/<chapter>.png.
+CHROMIUM ?= /usr/bin/chromium
+ui-test: $(STAMP)
+	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/python -m pip install -qq -e ".[dev,ui]"
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$(CHROMIUM)" != /usr/bin/chromium ]; then echo "ui-test: no Chromium at $(CHROMIUM)" >&2; exit 1; fi; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
+	  if ! command -v apt-get >/dev/null || [ "$$SUDO" = none ]; then \
+	    echo "ui-test: needs Chromium at /usr/bin/chromium and cannot install it here (no apt-get, or not root and no passwordless sudo)." >&2; \
+	    echo "         Run 'sudo apt-get install -y chromium' (Debian), or pass CHROMIUM=/path/to/chromium." >&2; exit 1; \
+	  fi; \
+	  echo "ui-test: installing Debian's chromium (apt-get install -y chromium) ..."; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
+	    || { echo "ui-test: 'apt-get install -y chromium' failed; install it by hand or pass CHROMIUM=/path/to/chromium" >&2; exit 1; }; \
+	fi
+	MEDLIB_UI_CHROMIUM=$(CHROMIUM) $(BIN)/python tests/ui/ui_test.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/data_pipeline.py

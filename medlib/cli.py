@@ -67,6 +67,31 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def kernel_manager_class():
+    """Kernels that talk to papermill over local IPC sockets (POSIX): private to this user, and
+    ipykernel does not warn about unencrypted TCP. TCP where IPC sockets do not exist (Windows)."""
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    if os.name != "posix":
+        return AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self):
+            return "ipc"
+
+    return IPCKernelManager
+
+
+def execute(nb: Path, out: Path, params: dict, cwd: Path = NOTEBOOKS, quiet: bool = False) -> None:
+    """Run a notebook with papermill (the `medlib run` way: IPC kernel, no progress bar)."""
+    import papermill as pm
+
+    pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(cwd), progress_bar=False,
+                        log_output=not quiet, kernel_manager_class=kernel_manager_class())
+
+
 def run_key(chapter: str, params: dict, code_fingerprint: str | None) -> str:
     """What makes two runs the same: the chapter, its parameters and the code (fingerprint of
     the commit plus any uncommitted change, `env.code_state`)."""
@@ -89,6 +114,8 @@ def run_chapter(chapter: str, raw_params: list[tuple[str, str]], profile: str | 
                 runs_root: Path, skip_done: bool = False, quiet: bool = False) -> int:
     import papermill as pm
 
+    from medlib.chapters import check
+
     chapter, nb = find_chapter(chapter)
     valid = notebook_parameters(nb)
     params = {}
@@ -102,6 +129,11 @@ def run_chapter(chapter: str, raw_params: list[tuple[str, str]], profile: str | 
         params["profile"] = profile
     elif "profile" in valid and os.environ.get("MEDLIB_PROFILE"):
         params["profile"] = os.environ["MEDLIB_PROFILE"]
+    try:  # before a kernel starts: a bad value costs nothing and reads as one line
+        check(chapter, params, {k: parse_value(v["default"]) for k, v in valid.items()})
+    except ValueError as e:
+        print(f"error: {chapter}: {e}", file=sys.stderr)
+        return 2
 
     code = env.code_state()
     key = run_key(chapter, params, code["code_fingerprint"])
@@ -136,8 +168,7 @@ def run_chapter(chapter: str, raw_params: list[tuple[str, str]], profile: str | 
     print(f"{chapter}: running {nb.relative_to(paths.REPO_ROOT)} with {params or 'defaults'} -> {run_dir}")
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(nb), str(out_nb), parameters=params, cwd=str(NOTEBOOKS),
-                            progress_bar=False, log_output=not quiet)
+        execute(nb, out_nb, params, quiet=quiet)
     except pm.PapermillExecutionError as e:
         meta.update(status="failed", error=f"{e.ename}: {e.evalue}")
         (run_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))

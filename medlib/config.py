@@ -123,6 +123,7 @@ class Run:
     deterministic: bool = False
     init: dict[str, dict] = field(default_factory=dict)  # label -> {"seed", "checksum"} per built model
     test_opened: list[dict] = field(default_factory=list)  # when, and for what, the test split was opened
+    reused: dict | None = None  # the earlier run whose trained model this run loaded (medlib.reuse)
 
     def __getattr__(self, name: str) -> Any:  # run.dataset, run.epochs, run.model ...
         params = self.__dict__.get("params", {})
@@ -197,6 +198,34 @@ class Run:
         return "\n".join(lines)
 
 
+def validate(profile, seed, epochs, device, params: dict, *, datasets=None, models=None,
+             choices: dict[str, list] | None = None, allow_path_dataset: bool = False):
+    """Check a chapter's parameters; returns (profile, device). A ValueError names the
+    parameter and lists the valid choices. Used by `setup()` and, before a kernel starts, by
+    `medlib run` (through `medlib.chapters.check`)."""
+    profile = profile or default_profile()
+    _choose("profile", profile, PROFILES)
+    _check_int("seed", seed, 0)
+    _check_int("epochs", epochs, 1, allow_none=True)
+    dev = resolve_device(device)
+    if "dataset" in params and datasets is not None:
+        ds = params["dataset"]
+        if not isinstance(ds, str):
+            raise ValueError(f"dataset must be a string, got {ds!r}")
+        is_path = allow_path_dataset and ("/" in ds or os.sep in ds)
+        if is_path:
+            if not Path(ds).expanduser().is_dir():
+                raise ValueError(f"dataset folder {ds!r} does not exist (expected <dir>/images and <dir>/masks)")
+        else:
+            _choose("dataset", ds, datasets)
+    if "model" in params and models is not None:
+        _choose("model", params["model"], models)
+    for name, valid in (choices or {}).items():
+        if name in params:
+            _choose(name, params[name], valid)
+    return profile, dev
+
+
 def setup(
     chapter: str,
     *,
@@ -224,27 +253,8 @@ def setup(
     - `deterministic`: deterministic kernels (`env.set_determinism`); None reads
       $MEDLIB_DETERMINISTIC (`medlib run --deterministic` sets it).
     """
-    profile = profile or default_profile()
-    _choose("profile", profile, PROFILES)
-    _check_int("seed", seed, 0)
-    _check_int("epochs", epochs, 1, allow_none=True)
-    dev = resolve_device(device)
-
-    if "dataset" in params and datasets is not None:
-        ds = params["dataset"]
-        if not isinstance(ds, str):
-            raise ValueError(f"dataset must be a string, got {ds!r}")
-        is_path = allow_path_dataset and ("/" in ds or os.sep in ds)
-        if is_path:
-            if not Path(ds).expanduser().is_dir():
-                raise ValueError(f"dataset folder {ds!r} does not exist (expected <dir>/images and <dir>/masks)")
-        else:
-            _choose("dataset", ds, datasets)
-    if "model" in params and models is not None:
-        _choose("model", params["model"], models)
-    for name, valid in (choices or {}).items():
-        if name in params:
-            _choose(name, params[name], valid)
+    profile, dev = validate(profile, seed, epochs, device, params, datasets=datasets, models=models,
+                            choices=choices, allow_path_dataset=allow_path_dataset)
 
     cfg = dict(PROFILES[profile])
     cfg.update((defaults or {}).get(profile, {}))

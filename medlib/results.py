@@ -20,7 +20,7 @@ from medlib.io import write_json_atomic
 # Written by medlib from the run itself; `record(**extra)` may not replace them.
 RESERVED = ("chapter", "profile", "params", "seed", "metrics", "device", "device_name", "versions",
             "git_commit", "git_dirty", "code_diff_sha256", "untracked_sources", "code_fingerprint",
-            "init", "test_opened", "started", "timestamp", "run_dir")
+            "init", "test_opened", "reused", "started", "timestamp", "run_dir")
 # Filled from the run's parameters unless the chapter passes its own value.
 DEFAULTS = ("dataset", "size", "model", "model_params", "train_seconds", "images_per_s")
 
@@ -47,6 +47,7 @@ def build_record(run, metrics: dict, **extra: Any) -> dict:
         **run.code,  # taken when the run started (setup), not at the end
         "init": run.init,  # {label: {"seed": ..., "checksum": ...}} of every model built by run.build
         "test_opened": run.test_opened,
+        "reused": run.reused,  # None, or the run whose trained model was loaded instead of training
         "started": run.started,
         "timestamp": _dt.datetime.now(_dt.UTC).isoformat(),
         "run_dir": str(run.dir),

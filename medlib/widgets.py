@@ -21,24 +21,40 @@ def interactive() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
-def slice_explorer(volume, title: str = ""):
-    """A slider over the axial slices of a (1, D, H, W) uint8 volume, with an axis selector.
-    Returns the widget, or None when not interactive."""
+AXES = ("axis 0", "axis 1", "axis 2")  # MedMNIST 3D does not document which is axial/coronal/sagittal
+
+
+def slice_explorer(volumes, title: str = ""):
+    """Slices of one or more (1, D, H, W) uint8 volumes: a volume selector ({name: volume}),
+    the axis to slice along and a slider over the slices. Returns the widget, or None when
+    not interactive (papermill, nbval, MEDLIB_HEADLESS)."""
     if not interactive():
         return None
     import ipywidgets as w
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    v = volume[0].numpy()
+    vols = {k: v[0].numpy() for k, v in (volumes.items() if isinstance(volumes, dict) else [(title or "volume", volumes)])}
+    first = next(iter(vols.values()))
+    which = w.Dropdown(options=list(vols), description="volume")
+    axis = w.ToggleButtons(options=list(AXES), description="slice along")
+    index = w.IntSlider(value=first.shape[0] // 2, min=0, max=first.shape[0] - 1, description="slice")
 
-    def show(axis: str, index: int):
-        img = {"axial": v[index], "coronal": v[:, index], "sagittal": v[:, :, index]}[axis]
+    def fit_slider(_change=None):  # a new volume or axis: the slider spans its slices
+        n = vols[which.value].shape[AXES.index(axis.value)]
+        index.max, index.value = n - 1, min(index.value, n - 1)
+
+    which.observe(fit_slider, names="value")
+    axis.observe(fit_slider, names="value")
+
+    def show(name: str, along: str, i: int):
+        v = vols[name]
+        a = AXES.index(along)
+        img = np.take(v, min(i, v.shape[a] - 1), axis=a)
         fig, ax = plt.subplots(figsize=(3, 3))
         ax.imshow(img, cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"{title} {axis} slice {index}", fontsize=9)
+        ax.set_title(f"{name}: {along}, slice {i}", fontsize=9)
         ax.axis("off")
         plt.show()
 
-    axis = w.ToggleButtons(options=["axial", "coronal", "sagittal"], description="view")
-    index = w.IntSlider(value=v.shape[0] // 2, min=0, max=v.shape[0] - 1, description="slice")
-    return w.interactive(show, axis=axis, index=index)
+    return w.interactive(show, name=which, along=axis, i=index)

@@ -65,15 +65,71 @@ def test_data_command(capsys, data_root):
     assert "pneumoniamnist" in out and "verified" in out and "drive" in out
 
 
-def test_unknown_dataset_fails_with_valid_choices_and_keeps_the_notebook(tmp_path, data_root):
-    """End to end through papermill: a real kernel runs the notebook and stops at setup()."""
+def test_a_failing_notebook_is_kept_and_reported(tmp_path, data_root, monkeypatch):
+    """End to end through papermill: a real kernel runs the notebook and stops where the data
+    is missing (a valid name whose file is not present), keeping the partial notebook."""
+    empty = tmp_path / "nodata"
+    (empty / "medmnist").mkdir(parents=True)
     proc = subprocess.run(
-        [sys.executable, "-m", "medlib.cli", "run", CHAPTER, "-p", "dataset", "nosuch",
-         "--profile", "smoke", "--runs", str(tmp_path), "--quiet"],
-        capture_output=True, text=True, timeout=300)
+        [sys.executable, "-m", "medlib.cli", "run", CHAPTER, "-p", "dataset", "breastmnist",
+         "--profile", "smoke", "--runs", str(tmp_path / "runs"), "--quiet"],
+        capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "MEDLIB_DATA": str(empty)})
+    tmp_path = tmp_path / "runs"
     assert proc.returncode != 0
-    assert "unknown dataset 'nosuch'" in proc.stderr and "pneumoniamnist" in proc.stderr
+    assert "MedMNIST file not found" in proc.stderr and "breastmnist.npz" in proc.stderr
+    assert "without encryption" not in proc.stderr
     (run_dir,) = (tmp_path / CHAPTER).iterdir()
     assert (run_dir / f"{CHAPTER}.ipynb").exists(), "the partly executed notebook was not kept"
     assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
     assert str(run_dir / f"{CHAPTER}.ipynb") in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-p", "model", "vgg"], "unknown model 'vgg'; valid choices: 'unet'"),
+    (["-p", "seed", "-1"], "seed must be >= 0"),
+    (["-p", "epochs", "'3'"], "epochs must be an integer"),
+    (["-p", "ablations", "1"], "ablations must be a bool like its default True, got 1"),
+    (["-p", "dataset", "nosuch"], "unknown dataset 'nosuch'"),
+    (["-p", "device", "cuda" if not __import__("torch").cuda.is_available() else "tpu"], "device"),
+    (["-p", "mask_threshold", "127"], "mask_threshold applies to folder datasets only"),
+])
+def test_bad_values_are_refused_before_a_kernel_starts(args, message, capsys, tmp_path):
+    import time
+
+    t0 = time.perf_counter()
+    assert cli.main(["run", "05_unet", *args, "--runs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: 05_unet: ") and err.count("\n") == 1
+    assert not (tmp_path / "05_unet").exists() and time.perf_counter() - t0 < 15  # no kernel was started
+
+
+def _run_tiny_notebook(tmp_path, manager: str) -> str:
+    """Execute a one-cell notebook in a fresh process the way `medlib run` does; its stderr."""
+    import subprocess
+    import sys
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                          "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("print('ran', x)")]
+    src, out = tmp_path / "tiny.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, src)
+    code = (f"from pathlib import Path\nfrom medlib import cli\nimport papermill as pm\n"
+            f"if {manager == 'tcp'}:\n"
+            f"    from jupyter_client import AsyncKernelManager\n"
+            f"    cli.kernel_manager_class = lambda: AsyncKernelManager\n"
+            f"cli.execute(Path({str(src)!r}), Path({str(out)!r}), {{'x': 2}}, cwd=Path({str(tmp_path)!r}))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-500:]
+    assert "ran 2" in r.stdout + r.stderr + out.read_text()
+    return r.stderr
+
+
+def test_medlib_run_kernels_print_no_transport_warning(tmp_path):
+    assert "without encryption" not in _run_tiny_notebook(tmp_path, "ipc")
+
+
+def test_the_transport_warning_check_can_fail(tmp_path):
+    assert "without encryption" in _run_tiny_notebook(tmp_path, "tcp")  # what medlib run printed before

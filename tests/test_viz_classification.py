@@ -198,3 +198,25 @@ def test_chapter_01_final_evaluation_on_a_multilabel_dataset():
     rec = report.as_record()
     path = run.record(**rec)
     assert path.exists() and rec["metrics"]["test"]["auc"] == m["auc"]
+
+
+def test_operating_point_counts_and_marker():
+    y = np.array([0, 0, 0, 1, 1, 1, 1, 0])
+    s = np.array([0.1, 0.4, 0.6, 0.7, 0.3, 0.9, 0.8, 0.2])  # positive-class scores
+    fig = viz.operating_point(y, s, ["normal", "pneumonia"], "binary-class", threshold=0.5)
+    roc, cm_ax = fig.axes[:2]
+    marker = roc.lines[-1]
+    assert marker.get_xdata()[0] == pytest.approx(1 / 4) and marker.get_ydata()[0] == pytest.approx(3 / 4)
+    assert [t.get_text().split("\n")[0] for t in cm_ax.texts] == ["3", "1", "1", "3"]  # tn fp / fn tp
+    assert "sensitivity 0.750, specificity 0.750" in fig._suptitle.get_text()
+    plt.close(fig)
+
+
+def test_operating_point_explorer_is_static_when_headless(monkeypatch):
+    monkeypatch.setenv("MEDLIB_HEADLESS", "1")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    s = rng.dirichlet(np.ones(3), 60)
+    out = viz.operating_point_explorer(y, s, ["a", "b", "c"], "multi-class", threshold=0.3)
+    assert isinstance(out, plt.Figure) and "threshold 0.30" in out._suptitle.get_text()
+    plt.close(out)

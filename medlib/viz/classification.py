@@ -271,3 +271,77 @@ def feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str = "Feature 
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _one_vs_rest(y_true, y_score, task: str, positive: int):
+    y, s = np.asarray(y_true), _scores_2d(y_score)
+    if task == MULTILABEL:
+        return y[:, positive].astype(bool), s[:, positive]
+    return y.reshape(-1) == positive, s[:, positive]
+
+
+def operating_point(y_true, y_score, labels, task: str, threshold: float = 0.5, positive: int | None = None,
+                    title: str = "Operating point"):
+    """The ROC curve of one class against the rest (binary: the positive class 1) with the point
+    that `threshold` on its score picks, and the 2x2 confusion matrix there (sensitivity,
+    specificity, counts)."""
+    positive = (1 if task == BINARY else 0) if positive is None else positive
+    pos, s = _one_vs_rest(y_true, y_score, task, positive)
+    pred = s >= threshold
+    tp, fn = int((pred & pos).sum()), int((~pred & pos).sum())
+    fp, tn = int((pred & ~pos).sum()), int((~pred & ~pos).sum())
+    sens, spec = tp / max(tp + fn, 1), tn / max(tn + fp, 1)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8.6, 3.8), gridspec_kw={"width_ratios": [1.2, 1]})
+    fpr, tpr = roc_points(pos, s)
+    name = str(labels[positive])[:24]
+    ax.plot(fpr, tpr, lw=1.4, label=f"{name} vs rest (AUC {binary_auc(pos, s):.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.plot(1 - spec, sens, "o", ms=9, color="tab:red", label=f"threshold {threshold:.2f}")
+    ax.set(xlabel="1 - specificity (FPR)", ylabel="sensitivity (TPR)", xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    _draw_counts(ax2, np.array([[tn, fp], [fn, tp]]), [f"not {name}"[:14], name[:14]])
+    ax2.set(xlabel="predicted", ylabel="true")
+    fig.suptitle(f"{title}: sensitivity {sens:.3f}, specificity {spec:.3f} at threshold {threshold:.2f}",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def operating_point_explorer(y_true, y_score, labels, task: str, threshold: float = 0.5,
+                             title: str = "Operating point (validation)"):
+    """`operating_point` with a threshold slider (and a class selector beyond two classes) in
+    a live notebook; headless (papermill, nbval) only the static figure at `threshold` is shown.
+    The figure is displayed with a display id and updated in place when a control moves.
+    Returns the controls (live) or the figure (static)."""
+    from IPython.display import display
+
+    from medlib.widgets import interactive
+
+    def draw(t: float, positive: int | None):
+        return operating_point(y_true, y_score, labels, task, t, positive, title)
+
+    fig = draw(threshold, None)
+    if not interactive():
+        plt.show()
+        return fig
+    import ipywidgets as w
+
+    plt.close(fig)
+    handle = display(fig, display_id=True)
+    slider = w.FloatSlider(value=round(threshold, 2), min=0.01, max=0.99, step=0.01, description="threshold")
+    options = [(str(lab)[:24], k) for k, lab in enumerate(labels)]
+    chooser = w.Dropdown(options=options, value=1 if task == BINARY else 0, description="class",
+                         disabled=task == BINARY)
+
+    def update(_change):
+        new = draw(slider.value, chooser.value)
+        handle.update(new)
+        plt.close(new)
+
+    slider.observe(update, names="value")
+    chooser.observe(update, names="value")
+    box = w.HBox([slider, chooser])
+    display(box)
+    return box
+

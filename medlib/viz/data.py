@@ -82,11 +82,13 @@ def _extent(v: np.ndarray, axis: int, n: int) -> np.ndarray:
 
 
 def slice_grid(volume: torch.Tensor, n: int = 8, title: str = ""):
-    """Three rows (axial, coronal, sagittal) of `n` slices of a (1, D, H, W) volume, spread over
-    the extent where the volume is not empty (index above each slice)."""
+    """Three rows — slices along array axis 0, 1 and 2 — of `n` slices of a (1, D, H, W)
+    volume, spread over the extent where the volume is not empty (index above each slice).
+    The rows are named by axis: MedMNIST 3D does not say which axis is axial, coronal or
+    sagittal."""
     v = volume[0].numpy()
-    views = {"axial": (0, lambda i: v[i]), "coronal": (1, lambda i: v[:, i]),
-             "sagittal": (2, lambda i: v[:, :, i])}
+    views = {"axis 0": (0, lambda i: v[i]), "axis 1": (1, lambda i: v[:, i]),
+             "axis 2": (2, lambda i: v[:, :, i])}
     fig, axes = plt.subplots(3, n, figsize=(n * 0.95, 3.4))
     for r, (name, (axis, take)) in enumerate(views.items()):
         idx = _extent(v, axis, n)

@@ -1,0 +1,66 @@
+"""The parameters each chapter accepts, in one place. A notebook passes `spec(chapter)` to
+`medlib.setup`; `medlib run` calls `check(chapter, ...)` before starting a kernel, so a bad
+value costs no kernel start and reads as one line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medlib.config import validate
+
+
+def _data_tour() -> dict:
+    from medlib.data import registry
+
+    return dict(datasets=registry.flags(), choices={"size": [28, 64, 128, 224]})
+
+
+def _cnn() -> dict:
+    from medlib.data import registry
+    from medlib.models.cnn import MODELS
+    from medlib.recipes.classification import RECIPES
+
+    return dict(datasets=registry.flags(2), models=list(MODELS),
+                choices={"size": [28, 64, 128, 224], "recipe": [None, *RECIPES]})
+
+
+def _unet() -> dict:
+    from medlib.data.segmentation import DATASETS
+    from medlib.losses import LOSSES
+    from medlib.models.unet import MODELS
+
+    return dict(datasets=list(DATASETS), models=list(MODELS), choices={"loss": list(LOSSES)}, allow_path_dataset=True)
+
+
+SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "05_unet": _unet}
+
+
+def spec(chapter: str) -> dict:
+    """`setup()` keyword arguments that name a chapter's valid datasets, models and choices."""
+    return SPECS[chapter]() if chapter in SPECS else {}
+
+
+def _type_name(x: Any) -> str:
+    return type(x).__name__
+
+
+def check(chapter: str, params: dict, defaults: dict) -> None:
+    """Check `-p` values before a kernel starts: each value's type against the notebook's
+    default (an int for an int, a bool for a bool, ...; None defaults accept anything), then
+    the chapter's choices (`spec`). A value of None means "the notebook's default rule"."""
+    for name, value in params.items():
+        default = defaults.get(name)
+        if default is None or value is None:
+            continue
+        if isinstance(default, bool) != isinstance(value, bool) or (
+                isinstance(default, (int, float)) and not isinstance(default, bool)
+                and not isinstance(value, (int, float))) or (isinstance(default, str) and not isinstance(value, str)):
+            raise ValueError(f"{name} must be a {_type_name(default)} like its default {default!r}, "
+                             f"got {value!r} ({_type_name(value)})")
+    given = {k: v for k, v in {**defaults, **params}.items() if v is not None}  # the defaults fill in
+    rest = {k: v for k, v in given.items() if k not in ("profile", "seed", "epochs", "device")}
+    validate(given.get("profile"), given.get("seed", 0), given.get("epochs"), given.get("device", "auto"), rest,
+             **spec(chapter))
+    if chapter == "05_unet" and given.get("mask_threshold") is not None and given.get("dataset") in spec(chapter)["datasets"]:
+        raise ValueError(f"mask_threshold applies to folder datasets only; {given['dataset']!r} binarises its masks "
+                         "itself: leave mask_threshold unset")

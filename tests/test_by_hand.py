@@ -1,0 +1,119 @@
+"""The mechanisms the chapters write by hand, tested against the library: the functions and
+classes are taken from the notebooks' own cells (so the test checks the code students read)."""
+
+import ast
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from medlib.models import cnn
+from medlib.models.unet import UNet
+from medlib.train import fit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def definitions(notebook: str, *names: str) -> dict:
+    """exec only the `def`/`class` statements named `names` from a chapter's code cells."""
+    nb = nbformat.read(ROOT / "notebooks" / notebook, as_version=4)
+    ns = {"torch": torch, "nn": nn, "F": F, "np": np, "cnn": cnn}
+    found = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.parse(cell.source).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names:
+                exec(compile(ast.Module([node], []), notebook, "exec"), ns)
+                found.add(node.name)
+    assert found == set(names), f"{notebook} no longer defines {set(names) - found}"
+    return ns
+
+
+def test_01_simplecnn_by_hand_is_medlibs():
+    ns = definitions("01_cnn.ipynb", "SimpleCNN")
+    for kw in ({}, {"batch_norm": False}, {"in_channels": 3, "num_classes": 5, "dropout": 0.5}):
+        torch.manual_seed(0)
+        lib = cnn.SimpleCNN(**kw).eval()
+        ours = ns["SimpleCNN"](**kw).eval()
+        ours.load_state_dict(lib.state_dict())
+        x = torch.randn(3, kw.get("in_channels", 1), 28, 28)
+        assert torch.allclose(ours(x), lib(x), atol=1e-6)
+
+
+def test_01_one_epoch_by_hand_equals_fit():
+    from medlib.data.batches import TensorLoader
+    from medlib.data.synthetic import synthetic
+
+    ns = definitions("01_cnn.ipynb", "SimpleCNN", "train_one_epoch")
+    d = synthetic("binary-class", n=64)
+    torch.manual_seed(1)
+    a = ns["SimpleCNN"]()
+    b = ns["SimpleCNN"]()
+    b.load_state_dict(a.state_dict())
+    ns["train_one_epoch"](a, TensorLoader(d.train, 16, shuffle=True, seed=3),
+                          torch.optim.AdamW(a.parameters(), lr=3e-3, weight_decay=1e-4), F.cross_entropy)
+    fit(b, TensorLoader(d.train, 16, shuffle=True, seed=3), epochs=1, loss_fn=F.cross_entropy, optimizer="adamw",
+        lr=3e-3, weight_decay=1e-4, schedule="constant", progress=False)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert not torch.equal(a.head.weight, ns["SimpleCNN"]().head.weight)  # it trained
+
+
+def test_01_batch_norm_by_hand_in_both_modes():
+    ns = definitions("01_cnn.ipynb", "batch_norm")
+    mine, theirs = nn.BatchNorm2d(5), nn.BatchNorm2d(5)
+    with torch.no_grad():
+        mine.weight.uniform_(0.5, 2), mine.bias.uniform_(-1, 1)
+    theirs.load_state_dict(mine.state_dict())
+    for step in range(4):
+        x = torch.randn(7, 5, 3, 4) * (step + 1) + step
+        assert torch.allclose(ns["batch_norm"](x, mine, training=True), theirs.train()(x), atol=1e-5)
+    assert torch.allclose(mine.running_var, theirs.running_var) and torch.allclose(mine.running_mean, theirs.running_mean)
+    x = torch.randn(2, 5, 3, 3)
+    assert torch.allclose(ns["batch_norm"](x, mine, training=False), theirs.eval()(x), atol=1e-5)
+
+
+def test_01_residual_block_passes_the_gradient_through_its_identity_path():
+    """With F(x) = 0 (the last BN's scale and shift at zero), y = ReLU(x + 0): for positive
+    inputs the block is the identity and so is its Jacobian."""
+    block = cnn.ResBlock(4).train()
+    with torch.no_grad():
+        block.body[-1].weight.zero_(), block.body[-1].bias.zero_()
+    x = (torch.rand(2, 4, 6, 6) + 0.1).requires_grad_()
+    block(x).sum().backward()
+    assert torch.allclose(x.grad, torch.ones_like(x))
+
+
+def test_05_transposed_convolution_by_hand():
+    ns = definitions("05_unet.ipynb", "conv_transpose_2x2")
+    x, w, b = torch.randn(2, 3, 5, 4), torch.randn(3, 6, 2, 2), torch.randn(6)
+    assert torch.allclose(ns["conv_transpose_2x2"](x, w, b), F.conv_transpose2d(x, w, b, stride=2), atol=1e-5)
+    flat = ns["conv_transpose_2x2"](torch.ones(1, 1, 3, 3), w[:1, :1], torch.zeros(1))  # a flat input ...
+    assert torch.equal(flat[0, 0, :2, :2].repeat(3, 3), flat[0, 0])  # ... comes out as a 2x2 checkerboard
+
+
+def test_05_attention_gate_by_hand():
+    ns = definitions("05_unet.ipynb", "attention_gate_by_hand")
+    torch.manual_seed(0)
+    gate = UNet(1, 1, width=4, depth=1, attention=True).gates[0]
+    x, g = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+    out, alpha = ns["attention_gate_by_hand"](x, g, gate)
+    assert torch.allclose(out, gate(x, g), atol=1e-6) and torch.allclose(alpha, gate.last_map, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_05_hd95_by_hand_equals_monai(seed):
+    from monai.metrics import HausdorffDistanceMetric
+
+    ns = definitions("05_unet.ipynb", "hd95_by_hand")
+    g = torch.Generator().manual_seed(seed)
+    a = F.max_pool2d((torch.rand(1, 1, 24, 24, generator=g) > 0.9).float(), 5, 1, 2)[0, 0].bool()
+    b = F.max_pool2d((torch.rand(1, 1, 24, 24, generator=g) > 0.9).float(), 5, 1, 2)[0, 0].bool()
+    onehot = lambda m: torch.stack([~m, m]).float()[None]  # noqa: E731
+    ref = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")(onehot(a), onehot(b))
+    assert ns["hd95_by_hand"](a, b) == pytest.approx(ref.item(), abs=1e-4)

@@ -33,7 +33,12 @@ from medlib.cost import count_macs, count_parameters  # noqa: E402
 from medlib.data.medmnist import load  # noqa: E402
 from medlib.evaluation import evaluate  # noqa: E402
 from medlib.models.cnn import build_model  # noqa: E402
-from medlib.recipes.classification import build_classifier, recipe, train_classifier  # noqa: E402
+from medlib.recipes.classification import (  # noqa: E402
+    build_classifier,
+    evaluation_tta,
+    recipe,
+    train_classifier,
+)
 
 DATASETS = ("pneumoniamnist", "breastmnist", "retinamnist")
 
@@ -95,12 +100,13 @@ def standard_run(flag: str, seed: int, model_name: str, epochs: int | None = Non
     t0 = time.perf_counter()
     hist = train_classifier(model, data.train, data.val, progress=False, seed=seed, **kw)
     wall = time.perf_counter() - t0
-    val = evaluate(model, data.val)
-    test = evaluate(model, data.test.open("final evaluation of a finished benchmark run"))
+    tta = evaluation_tta("standard", data.info.task)
+    val = evaluate(model, data.val, tta=tta)
+    test = evaluate(model, data.test.open("final evaluation of a finished benchmark run"), tta=tta)
     keep = ("auc", "acc", "ece", "bacc", "mae", "qwk", "sens", "spec")
     return {"dataset": flag, "seed": seed, "model": model_name, "epochs": kw["epochs"],
             "batch_size": kw["batch_size"], "lr": kw["lr"],
-            "label_smoothing": kw["label_smoothing"], "class_weights": kw["class_weights"] is not None,
+            "label_smoothing": kw["label_smoothing"], "class_weights": kw["class_weights"] is not None, "tta": tta,
             "best_epoch": hist.best_epoch,
             "train_seconds": hist.train_seconds, "fit_wall_seconds": wall,
             "images_per_s": hist.images_per_s, "params": count_parameters(model),

@@ -21,6 +21,38 @@ def interactive() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
+def live_figure(draw, initial: dict, make_controls):
+    """A figure redrawn by controls, safe headless. `draw(**values)` returns a Figure;
+    `make_controls(ipywidgets)` returns {name: widget} whose values `draw` takes.
+
+    Headless: the figure at `initial` is shown and returned. Live: the figure is displayed with
+    a display id and replaced in place whenever a control changes (no Output widget has to
+    capture anything while a notebook runs unattended); the controls are returned."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    fig = draw(**initial)
+    if not interactive():
+        plt.show()
+        return fig
+    import ipywidgets as w
+
+    plt.close(fig)
+    handle = display(fig, display_id=True)
+    controls = make_controls(w)
+
+    def update(_change):
+        new = draw(**{k: c.value for k, c in controls.items()})
+        handle.update(new)
+        plt.close(new)
+
+    for c in controls.values():
+        c.observe(update, names="value")
+    box = w.HBox(list(controls.values()))
+    display(box)
+    return box
+
+
 AXES = ("axis 0", "axis 1", "axis 2")  # MedMNIST 3D does not document which is axial/coronal/sagittal
 
 

@@ -311,37 +311,19 @@ def operating_point(y_true, y_score, labels, task: str, threshold: float = 0.5, 
 def operating_point_explorer(y_true, y_score, labels, task: str, threshold: float = 0.5,
                              title: str = "Operating point (validation)"):
     """`operating_point` with a threshold slider (and a class selector beyond two classes) in
-    a live notebook; headless (papermill, nbval) only the static figure at `threshold` is shown.
-    The figure is displayed with a display id and updated in place when a control moves.
-    Returns the controls (live) or the figure (static)."""
-    from IPython.display import display
+    a live notebook; headless (papermill, nbval) only the static figure at `threshold`.
+    Returns the controls (live) or the figure (static); see `medlib.widgets.live_figure`."""
+    from medlib.widgets import live_figure
 
-    from medlib.widgets import interactive
+    first = 1 if task == BINARY else 0
 
-    def draw(t: float, positive: int | None):
-        return operating_point(y_true, y_score, labels, task, t, positive, title)
+    def draw(threshold: float, positive: int):
+        return operating_point(y_true, y_score, labels, task, threshold, positive, title)
 
-    fig = draw(threshold, None)
-    if not interactive():
-        plt.show()
-        return fig
-    import ipywidgets as w
+    def controls(w):
+        options = [(str(lab)[:24], k) for k, lab in enumerate(labels)]
+        return {"threshold": w.FloatSlider(value=round(threshold, 2), min=0.01, max=0.99, step=0.01,
+                                           description="threshold"),
+                "positive": w.Dropdown(options=options, value=first, description="class", disabled=task == BINARY)}
 
-    plt.close(fig)
-    handle = display(fig, display_id=True)
-    slider = w.FloatSlider(value=round(threshold, 2), min=0.01, max=0.99, step=0.01, description="threshold")
-    options = [(str(lab)[:24], k) for k, lab in enumerate(labels)]
-    chooser = w.Dropdown(options=options, value=1 if task == BINARY else 0, description="class",
-                         disabled=task == BINARY)
-
-    def update(_change):
-        new = draw(slider.value, chooser.value)
-        handle.update(new)
-        plt.close(new)
-
-    slider.observe(update, names="value")
-    chooser.observe(update, names="value")
-    box = w.HBox([slider, chooser])
-    display(box)
-    return box
-
+    return live_figure(draw, {"threshold": threshold, "positive": first}, controls)

@@ -118,15 +118,11 @@ def show_gate_maps(image, maps, title: str = "attention gate maps"):
 def threshold_explorer(split, probs, i: int = 0, threshold: float = 0.5, alpha: float = 0.6):
     """Show image `i`'s error overlay; in a live notebook add threshold and opacity sliders
     that redraw it. Headless (papermill, nbval, the CLI) only the static figure is shown.
-
-    The figure is displayed once with a display id and updated in place when a slider
-    moves, so no Output widget has to capture output while a notebook runs unattended.
-    Returns the sliders (live) or the figure (static)."""
+    Returns the sliders (live) or the figure (static); see `medlib.widgets.live_figure`."""
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
     from medlib.metrics.segmentation import dice as dice_fn
-    from medlib.widgets import interactive
+    from medlib.widgets import live_figure
 
     fov = None if split.fov is None else split.fov[i]
 
@@ -140,24 +136,9 @@ def threshold_explorer(split, probs, i: int = 0, threshold: float = 0.5, alpha: 
         ax.legend(handles=legend_handles(), loc="lower right", fontsize=8)
         return fig
 
-    fig = draw(threshold, alpha)
-    if not interactive():
-        plt.show()
-        return fig
-    import ipywidgets as w
+    def controls(w):
+        return {"threshold": w.FloatSlider(value=round(threshold, 2), min=0.05, max=0.95, step=0.01,
+                                           description="threshold"),
+                "alpha": w.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.1, description="opacity")}
 
-    plt.close(fig)
-    handle = display(fig, display_id=True)
-    t_slider = w.FloatSlider(value=round(threshold, 2), min=0.05, max=0.95, step=0.01, description="threshold")
-    a_slider = w.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.1, description="opacity")
-
-    def update(_change):
-        new = draw(t_slider.value, a_slider.value)
-        handle.update(new)
-        plt.close(new)
-
-    t_slider.observe(update, names="value")
-    a_slider.observe(update, names="value")
-    box = w.HBox([t_slider, a_slider])
-    display(box)
-    return box
+    return live_figure(draw, {"threshold": threshold, "alpha": alpha}, controls)

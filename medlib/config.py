@@ -161,7 +161,11 @@ class Run:
         s = env.derive_seed(self.seed if seed is None else seed, label)
         torch.manual_seed(s)
         model = factory(*args, **kwargs).to(self.device)
-        self.init[label] = {"seed": s, "checksum": env.weights_checksum(model)}
+        entry, key, n = {"seed": s, "checksum": env.weights_checksum(model)}, label, 1
+        while key in self.init and self.init[key] != entry:  # another model under the same label: keep both
+            n += 1
+            key = f"{label} #{n}"
+        self.init[key] = entry
         return model
 
     def open_test(self, data, purpose: str = "final evaluation"):

@@ -10,6 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_there_are_notebooks():
@@ -45,3 +46,28 @@ def test_environment_yml_matches_pyproject():
     assert tuple(map(int, py.split("=")[1].split("."))) >= tuple(map(int, minimum.split(".")))
     assert "dev" in project["optional-dependencies"]
     assert "pip" in deps
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_exercises_have_hints_solutions_and_recall(path):
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    exercises = text.split("## Exercises", 1)[1].split("\n## ", 1)[0]
+    n = len(re.findall(r"^\d+\. \*\*", exercises, flags=re.M))
+    assert n >= 3 and exercises.count("*Hint:*") == n, f"{path.name}: {n} exercises, each needs a *Hint:*"
+    assert (ROOT / "notebooks" / "solutions" / path.name).exists(), f"no worked solutions for {path.name}"
+    recall = text.split("## Recall", 1)[1].split("\n## ", 1)[0]
+    assert 8 <= recall.count("<details>") <= 10, f"{path.name}: 8-10 recall questions with answers"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_solution_notebooks_follow_the_house_rules(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for c in code:
+        assert not c.get("outputs") and c.get("execution_count") is None, f"{path.name} has outputs"
+    assert "parameters" in code[0].metadata.get("tags", []) and "medlib.setup(" in code[1].source
+    src = "\n".join(c.source for c in code)
+    assert "!pip" not in src and "%pip" not in src and "/work/" not in src
+    assert not re.search(r"""\.to\(\s*["']cuda|\.cuda\(\)""", src), "hard-coded device"
+    assert "run.record(" in src

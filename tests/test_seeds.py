@@ -60,7 +60,8 @@ def test_two_models_of_one_run_differ_by_label():
     assert env.weights_checksum(a) != env.weights_checksum(b) and set(run.init) == {"with BN", "without BN"}
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("**/[0-9][0-9]_*.ipynb")),
+                         ids=lambda p: p.parent.name + "/" + p.stem)
 def test_notebooks_build_models_through_the_run(path):
     """No notebook seeds by hand: `torch.manual_seed` after setup() is how the seed got lost."""
     src = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
@@ -77,3 +78,12 @@ def test_deterministic_option(monkeypatch):
         assert _run(0).deterministic and torch.are_deterministic_algorithms_enabled()
     finally:
         env.set_determinism(False)
+
+
+def test_two_models_under_one_label_are_both_recorded():
+    run = _run(0)
+    info = synthetic("binary-class", n=4).info
+    build_classifier("simplecnn", info, run=run, label="x")
+    build_classifier("simplecnn", info, run=run, label="x")  # same label, same seed: same weights, one entry
+    run.build(torch.nn.Linear, 3, 2, label="x")  # same label, another model: kept as "x #2"
+    assert list(run.init) == ["x", "x #2"] and run.init["x"] != run.init["x #2"]

@@ -250,3 +250,20 @@ def test_read_image_palette_and_16bit(tmp_path):
     Image.fromarray(np.array([[0, 1000], [2000, 4000]], np.uint16)).save(tmp_path / "w.tif")
     b = I.read_image(tmp_path / "w.tif")
     assert b.dtype == np.uint8 and b.max() == 255 and b.min() == 0
+
+
+def test_folder_stray_value_in_a_binary_mask_is_named(tmp_path):
+    """A 0/255 folder where one mask has anti-aliasing values (e.g. 7): name that mask only."""
+    root = tmp_path / "f"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((8, 8), 100, np.uint8)).save(root / "images" / f"{i}.png")
+        m = np.zeros((8, 8), np.uint8)
+        m[2:5, 2:5] = 255
+        if i == 2:
+            m[0, 0] = 7
+        Image.fromarray(m).save(root / "masks" / f"{i}.png")
+    with pytest.raises(ValueError, match=r"2\.png \[7\]") as e:
+        S.load_folder(root)
+    assert "0.png" not in str(e.value) and "mask_threshold" in str(e.value)

@@ -17,7 +17,8 @@ from medlib.recipes.classification import build_classifier, train_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDLIB = ROOT / "medlib"
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) + sorted(
+    (ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 # Modules allowed to name a test split: the loaders that build it, the seal itself, the run
 # that opens it, and the final evaluation.
@@ -106,7 +107,7 @@ TOUCHES_TEST = re.compile(r"\.test\.(?!class_counts\b|name\b|info\b)\w+|\.test\[
                           r"evaluate_classifier\(|evaluate_segmenter\(")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.parent.name + "/" + p.stem)
 def test_notebooks_touch_test_only_after_the_last_training_cell(path):
     code = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
     train_cells = [i for i, src in enumerate(code) if TRAINING.search(src)]

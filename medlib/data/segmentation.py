@@ -261,8 +261,12 @@ def load_folder(
     else:
         allowed = set(range(max_classes)) | {0, 255}
         bad = [f"{msks[s].name} {sorted(v - allowed)[:5]}" for s, v in values.items() if not v <= allowed]
-        if not bad:  # a mix of {0, 255} masks and label masks
-            bad = [f"{msks[s].name} has 255" for s, v in values.items() if 255 in v]
+        if not bad:  # 0/255 masks beside values that only label masks have: name the odd ones out
+            binary = [s for s, v in values.items() if v <= {0, 255}]
+            if len(binary) * 2 >= len(values):  # mostly 0/255 masks: the others carry stray values
+                bad = [f"{msks[s].name} {sorted(v - {0, 255})[:5]}" for s, v in values.items() if not v <= {0, 255}]
+            else:  # mostly label masks: the 255s are the odd ones
+                bad = [f"{msks[s].name} has 255" for s, v in values.items() if 255 in v]
         raise ValueError(
             f"unexpected mask values in {root / 'masks'}: {_show(bad, 5)}. Masks must be binary "
             f"(0/255 or 0/1) or class labels 0..{max_classes - 1}; for interpolated masks pass "

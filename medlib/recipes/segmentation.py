@@ -112,7 +112,8 @@ def short_run(run, data: SegDataset, name: str = "unet", loss: str | object = "b
     at threshold 0.5: returns (model, metrics). `loss` is a name of `medlib.losses.LOSSES` or
     any loss function; `overrides` change the recipe (width, depth, ...)."""
     recipe = {**run.cfg, **run.cfg["abl"], **overrides}
-    label = f"short:{name}:{loss if isinstance(loss, str) else getattr(loss, '__name__', 'loss')}:{recipe['width']}x{recipe['depth']}"
+    loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "custom loss")
+    label = f"short:{name}:{loss_name}:{recipe['width']}x{recipe['depth']}"
     model = build_segmenter(run, name, data, recipe["width"], recipe["depth"], label=label, seed=seed)
     hist = train_segmenter(model, data, data.train.subset(recipe.get("n_train")), val, recipe,
                            device=run.device, loss=loss, seed=run.seed if seed is None else seed)

@@ -162,7 +162,9 @@ def run_chapter(chapter: str, raw_params: list[tuple[str, str]], profile: str | 
             "status": "running", "notebook": str(out_nb)}
     (run_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
 
+    before = os.environ.get("MEDLIB_RUNS")
     os.environ["MEDLIB_RUN_DIR"] = str(run_dir)
+    os.environ["MEDLIB_RUNS"] = str(runs_root)  # the kernel sees the same runs folder (reuse=True looks there)
     # the kernel inherits this: spinning OpenMP threads slow PyTorch several-fold on a busy CPU
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     print(f"{chapter}: running {nb.relative_to(paths.REPO_ROOT)} with {params or 'defaults'} -> {run_dir}")
@@ -182,6 +184,10 @@ def run_chapter(chapter: str, raw_params: list[tuple[str, str]], profile: str | 
         return 130
     finally:
         os.environ.pop("MEDLIB_RUN_DIR", None)
+        if before is None:
+            os.environ.pop("MEDLIB_RUNS", None)
+        else:
+            os.environ["MEDLIB_RUNS"] = before
     seconds = time.perf_counter() - t0
     results = run_dir / "results.json"
     meta.update(status="ok" if results.exists() else "no-results", seconds=round(seconds, 1))

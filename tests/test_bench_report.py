@@ -38,8 +38,8 @@ def test_a_missing_cited_record_fails_the_report(tmp_path):
     bench = _fake_bench(tmp_path)
     ok = _report(bench)
     assert ok.returncode == 0, ok.stderr
-    assert "| 05_unet | dsb2018_96 | standard | dice | >= 0.88 | 1 | 0.9 ± 0 | yes |" in ok.stdout
-    assert ">= 0.901 (MedMNIST v2: ResNet-18 (28)) | 0 | not measured" in ok.stdout  # from medlib.baselines
+    assert "| 05_unet | dsb2018_96 | standard | dice | >= 0.88 | runs/ | 1 | 0.9 ± 0 | yes |" in ok.stdout
+    assert ">= 0.901 (MedMNIST v2: ResNet-18 (28)) | runs/ | 0 | not measured" in ok.stdout  # medlib.baselines
     strict = _report(bench, "--strict")
     assert strict.returncode == 1 and "not measured" in strict.stderr
     (bench / "results" / "runs" / "05_unet_dsb.json").unlink()

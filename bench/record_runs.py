@@ -1,0 +1,96 @@
+"""Run the chapter runs that README.md and bench/README.md cite, and copy each run's own
+results.json unchanged into bench/results/runs/<chapter>_<dataset>_<profile>_<device>[_seedN][_tag].json.
+
+    python bench/record_runs.py --list              # what would run
+    python bench/record_runs.py                     # all of them, one after another
+    python bench/record_runs.py --only 05_drive     # those whose name starts with this
+
+Each run is an ordinary `medlib run` (papermill, a fresh kernel); timings are only meaningful on
+a machine that is otherwise idle. A record that exists is kept (delete it to measure again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RUNS = BENCH / "results" / "runs"
+
+# name -> (chapter, [-p name value ...], extra CLI flags)
+PLAN = {
+    "00_data_tour_pneumoniamnist_standard_cpu": ("00_data_tour", [], []),
+    "01_cnn_pneumoniamnist_standard_cpu": ("01_cnn", ["dataset", "pneumoniamnist"], []),
+    "01_cnn_pneumoniamnist_standard_cpu_reuse": ("01_cnn", ["dataset", "pneumoniamnist", "reuse", "True"], []),
+    "01_cnn_breastmnist_standard_cpu": ("01_cnn", ["dataset", "breastmnist"], []),
+    "01_cnn_retinamnist_standard_cpu": ("01_cnn", ["dataset", "retinamnist"], []),
+    "05_unet_dsb2018_96_standard_cpu": ("05_unet", ["dataset", "dsb2018_96"], []),
+    "05_unet_drive_standard_cpu_seed0": ("05_unet", ["dataset", "drive", "seed", "0"], []),
+    "05_unet_drive_standard_cpu_seed1": ("05_unet", ["dataset", "drive", "seed", "1"], []),
+    "05_unet_drive_standard_cpu_seed2": ("05_unet", ["dataset", "drive", "seed", "2"], []),
+    "05_unet_dsb2018_96_smoke_cpu_seed0": ("05_unet", ["seed", "0"], ["--profile", "smoke"]),
+    "05_unet_dsb2018_96_smoke_cpu_seed0_again": ("05_unet", ["seed", "0"], ["--profile", "smoke"]),
+    "05_unet_dsb2018_96_smoke_cpu_seed1": ("05_unet", ["seed", "1"], ["--profile", "smoke"]),
+    "05_unet_folder_standard_cpu": ("05_unet", ["dataset", "{folder}"], []),
+}
+
+
+def drive_folder(root: Path) -> Path:
+    """The DRIVE training images laid out as a user's folder: images/NN.tif + masks/NN.gif."""
+    src = Path(os.environ.get("MEDLIB_DATA", REPO / "datasets")) / "drive" / "training"
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(exist_ok=True)
+    for img in sorted((src / "images").glob("*_training.tif")):
+        n = img.name.split("_")[0]
+        shutil.copy(img, root / "images" / f"{n}.tif")
+        shutil.copy(src / "1st_manual" / f"{n}_manual1.gif", root / "masks" / f"{n}.gif")
+    return root
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="*", default=[])
+    ap.add_argument("--list", action="store_true")
+    args = ap.parse_args(argv)
+    plan = {k: v for k, v in PLAN.items() if not args.only or any(k.startswith(o) for o in args.only)}
+    if args.list:
+        for k, (ch, p, f) in plan.items():
+            print(f"{k:45s} medlib run {ch} {' '.join(f'-p {a} {b}' for a, b in zip(p[::2], p[1::2]))} {' '.join(f)}")
+        return 0
+    RUNS.mkdir(parents=True, exist_ok=True)
+    failed = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = drive_folder(Path(tmp) / "myfolder")
+        for name, (chapter, params, flags) in plan.items():
+            out = RUNS / f"{name}.json"
+            if out.exists():
+                print(f"{name}: recorded already ({out.relative_to(REPO)}); skipped")
+                continue
+            params = [str(folder) if p == "{folder}" else p for p in params]
+            # one runs folder per record, except that the reuse run shares the plain run's (it loads its model)
+            runs_root = Path(tmp) / "runs" / name.removesuffix("_reuse")
+            cmd = [sys.executable, "-m", "medlib.cli", "run", chapter, "--quiet", "--runs", str(runs_root), *flags]
+            for a, b in zip(params[::2], params[1::2]):
+                cmd += ["-p", a, b]
+            print(f"{name}: {' '.join(cmd[2:])}", flush=True)
+            code = subprocess.run(cmd, cwd=REPO).returncode
+            found = sorted(runs_root.glob(f"{chapter}/*/results.json"), key=lambda p: p.stat().st_mtime)
+            if code != 0 or not found:
+                failed.append(name)
+                print(f"{name}: FAILED (exit {code})", file=sys.stderr)
+                continue
+            shutil.copy(found[-1], out)
+            r = json.loads(out.read_text())
+            print(f"{name}: recorded; test {json.dumps({k: round(v, 4) for k, v in r['metrics']['test'].items() if isinstance(v, float)})}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

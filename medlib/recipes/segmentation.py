@@ -29,7 +29,7 @@ DRIVE = {
     "smoke": dict(epochs=2, width=8, depth=3, batch=4, patch=64, batches=6, lr=3e-3,
                   n_train=None, n_val=2, n_test=3, abl=dict(width=4, depth=2, batches=2, epochs=1, patch=64)),
     # chosen on validation among four budgets of ~equal cost (bench/drive_selection.py): 5 min per chapter
-    "standard": dict(epochs=20, width=8, depth=4, batch=16, patch=64, batches=60, lr=3e-3,
+    "standard": dict(epochs=20, width=8, depth=4, batch=16, patch=64, batches=60, lr=3e-3, eval_every=2,
                      n_train=None, n_test=None, abl=dict(width=8, depth=3, batch=16, batches=20, epochs=1, patch=64)),
     "paper": dict(epochs=60, width=32, depth=4, batch=16, patch=128, batches=100, lr=2e-3,
                   n_train=None, n_test=None, abl=dict(width=16, depth=4, batches=100, epochs=10, patch=96)),
@@ -97,14 +97,16 @@ def build_segmenter(run, name: str, data: SegDataset, width: int, depth: int, *,
 def train_segmenter(model, data: SegDataset, split: SegSplit, val: SegSplit, recipe: dict, *, device,
                     loss: str | object = "bce_dice", epochs: int | None = None, seed: int = 0,
                     progress: bool = False, checkpoint=None, resume: bool = False) -> History:
-    """Train with a recipe and keep the epoch with the best validation `select_metric`."""
+    """Train with a recipe and keep the epoch with the best validation `select_metric` (validated
+    every `recipe["eval_every"]` epochs and after the last)."""
     refuse_sealed(split, val)
     loss_fn = make_loss(loss) if isinstance(loss, str) else loss
     select = select_metric(data.name)
     return fit(model, make_batches(data, split, recipe, device, seed), epochs=epochs or recipe["epochs"],
                loss_fn=loss_fn, lr=recipe["lr"], warmup_epochs=0.3 if data.name == "drive" else 0.0,
                evaluate=lambda: val_metrics(model, data, val, device, recipe["depth"]), select_by=select,
-               device=device, progress=progress, checkpoint=checkpoint, resume=resume)
+               eval_every=recipe.get("eval_every", 1), device=device, progress=progress, checkpoint=checkpoint,
+               resume=resume)
 
 
 def short_run(run, data: SegDataset, name: str = "unet", loss: str | object = "bce_dice", *, val: SegSplit,

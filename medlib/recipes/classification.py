@@ -50,7 +50,7 @@ STANDARD_CHOICES = {
 CHAPTER_BUDGETS = {
     "smoke": {"epochs": 2, "demo_epochs": 1, "demo_train": 256,
               "bn_train": 256, "bn_epochs": 1, "bn_lrs": (0.03, 1.0), "bn_seeds": 1},
-    "standard": {"epochs": None, "demo_epochs": 25, "demo_train": None,
+    "standard": {"epochs": None, "demo_epochs": 15, "demo_train": None,
                  "bn_train": 1000, "bn_epochs": 2, "bn_lrs": (0.01, 0.03, 0.1, 0.3, 1.0), "bn_seeds": 3},
     "paper": {"epochs": 100, "demo_epochs": 25, "demo_train": None,
               "bn_train": 2000, "bn_epochs": 3, "bn_lrs": (0.01, 0.03, 0.1, 0.3, 1.0, 3.0), "bn_seeds": 3},

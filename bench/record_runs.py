@@ -1,5 +1,7 @@
 """Run the chapter runs that README.md and bench/README.md cite, and copy each run's own
-results.json unchanged into bench/results/runs/<chapter>_<dataset>_<profile>_<device>[_seedN][_tag].json.
+results.json into bench/results/runs/<chapter>_<dataset>_<profile>_<device>[_seedN][_tag].json,
+unchanged except for one added key, `run_seconds`: the `medlib run` clock (kernel start to the
+last cell, as a user waits for it; the notebook's own `notebook_seconds` starts at its first cell).
 
     python bench/record_runs.py --list              # what would run
     python bench/record_runs.py                     # all of them, one after another
@@ -86,8 +88,9 @@ def main(argv=None) -> int:
                 failed.append(name)
                 print(f"{name}: FAILED (exit {code})", file=sys.stderr)
                 continue
-            shutil.copy(found[-1], out)
-            r = json.loads(out.read_text())
+            r = json.loads(found[-1].read_text())
+            r["run_seconds"] = json.loads((found[-1].parent / "run.json").read_text())["seconds"]
+            out.write_text(json.dumps(r, indent=2) + "\n")
             print(f"{name}: recorded; test {json.dumps({k: round(v, 4) for k, v in r['metrics']['test'].items() if isinstance(v, float)})}")
     return 1 if failed else 0
 

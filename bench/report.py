@@ -187,16 +187,17 @@ def check_targets(records: dict[str, dict], targets: list[dict]) -> tuple[str, l
 
 def chapter_runs(records: dict[str, dict]) -> str:
     lines = ["| file | chapter | dataset | profile | seed | device | model (parameters) | train (s) | notebook (s) | "
-             "test metrics |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "`medlib run` (s) | test metrics |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in sorted(records.items()):
         test = r["metrics"]["test"]
         shown = ", ".join(f"{k} {test[k]:.3f}" for k in SHOWN.get(r["chapter"], ()) if test.get(k) is not None)
         nb_s, train_s, params = r.get("notebook_seconds"), r.get("train_seconds"), r.get("model_params")
+        run_s = r.get("run_seconds")
         lines.append(
             f"| {name} | {r['chapter']} | {r['dataset']} | {r['profile']} | {r.get('seed')} | "
-            f"{r.get('device_name', r['device'])} | {r['model']} ({'—' if params is None else f'{params / 1e6:.2f} M'}) | "
+            f"{r.get('device_name', r['device'])} | {r['model'] or '—'} ({'—' if params is None else f'{params / 1e6:.2f} M'}) | "
             f"{'—' if train_s is None else f'{train_s:.0f}'} | "
-            f"{'—' if nb_s is None else f'{nb_s:.0f}'} | {shown} |")
+            f"{'—' if nb_s is None else f'{nb_s:.0f}'} | {'—' if run_s is None else f'{run_s:.0f}'} | {shown} |")
     return "\n".join(lines)
 
 

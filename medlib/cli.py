@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from medlib import env, paths
@@ -80,6 +81,13 @@ def kernel_manager_class():
         @default("transport")
         def _transport_default(self):
             return "ipc"
+
+        @default("ip")
+        def _ip_default(self):  # the sockets' path prefix: Jupyter's runtime folder, not the notebooks folder
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            Path(jupyter_runtime_dir()).mkdir(parents=True, exist_ok=True)
+            return str(Path(jupyter_runtime_dir()) / f"medlib-{os.getpid()}-{uuid.uuid4().hex[:8]}-ipc")
 
     return IPCKernelManager
 

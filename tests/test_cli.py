@@ -1,6 +1,8 @@
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +135,13 @@ def test_medlib_run_kernels_print_no_transport_warning(tmp_path):
 
 def test_the_transport_warning_check_can_fail(tmp_path):
     assert "without encryption" in _run_tiny_notebook(tmp_path, "tcp")  # what medlib run printed before
+
+
+def test_kernel_sockets_live_in_jupyters_runtime_folder_not_beside_the_notebooks():
+    """A killed run leaves its IPC sockets behind: they must not clutter notebooks/."""
+    if os.name != "posix":
+        pytest.skip("IPC sockets are POSIX only")
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    ip = cli.kernel_manager_class()().ip
+    assert Path(ip).parent == Path(jupyter_runtime_dir()) and "medlib-" in Path(ip).name

@@ -13,16 +13,22 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 
+def _committed_without_outputs(path):
+    """The notebook and its code cells; fails if any cell was committed with outputs."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for c in code:
+        assert not c.get("outputs") and c.get("execution_count") is None, f"{path.name} has outputs"
+    return nb, code
+
+
 def test_there_are_notebooks():
     assert NOTEBOOKS, "no chapter notebooks found"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_contract(path):
-    nb = nbformat.read(path, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    for c in code:
-        assert not c.get("outputs") and c.get("execution_count") is None, f"{path.name} has outputs"
+    nb, code = _committed_without_outputs(path)
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     assert "parameters" in code[0].metadata.get("tags", []), "first code cell must be tagged parameters"
     for line in code[0].source.splitlines():  # flat literals only
@@ -62,10 +68,7 @@ def test_exercises_have_hints_solutions_and_recall(path):
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
 def test_solution_notebooks_follow_the_house_rules(path):
-    nb = nbformat.read(path, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    for c in code:
-        assert not c.get("outputs") and c.get("execution_count") is None, f"{path.name} has outputs"
+    nb, code = _committed_without_outputs(path)
     assert "parameters" in code[0].metadata.get("tags", []) and "medlib.setup(" in code[1].source
     src = "\n".join(c.source for c in code)
     assert "!pip" not in src and "%pip" not in src and "/work/" not in src

@@ -111,6 +111,33 @@ def recipe_selection(path: Path) -> str:
     return "\n".join(lines)
 
 
+def drive_selection(path: Path) -> str:
+    r = json.loads(path.read_text())
+    d = r["decision"]
+    lines = [f"Rule: {' '.join(r['rule'].split())}", "",
+             "| candidate | parameters | validation pooled AUC | validation pooled Dice | train (s, mean) | chosen |",
+             "|---|---|---|---|---|---|"]
+    for name, t in sorted(d["table"].items(), key=lambda kv: -kv[1]["auc_pooled"][0]):
+        lines.append(f"| {name} | {t['params']:,} | {_pm(t['auc_pooled'], 4)} | {_pm(t['dice_pooled'], 4)} | "
+                     f"{t['train_seconds']:.0f} | {'**yes**' if name == d.get('chosen') else ''} |")
+    m = r["machines"][0]
+    lines += ["", f"n = {next(iter(d['table'].values()))['n']} seeds per candidate; {m['cpu']}, {m['logical_cores']} "
+                  f"logical cores, {m['torch_threads']} torch thread per run, two runs side by side. "
+                  f"Chosen recipe: {json.dumps(d.get('recipe'))}."]
+    return "\n".join(lines)
+
+
+def seeds_reach_the_model(records: dict[str, dict]) -> str:
+    """The first model each run built: its label, seed and initial-weight checksum."""
+    lines = ["| record | seed | models built | first model | its seed | its initial-weight checksum |",
+             "|---|---|---|---|---|---|"]
+    for n, r in sorted(records.items()):
+        if r.get("init"):
+            label, e = next(iter(r["init"].items()))
+            lines.append(f"| {n} | {r.get('seed')} | {len(r['init'])} | `{label}` | {e.get('seed')} | `{e.get('checksum')}` |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def seg_speed(path: Path) -> str:
     r = json.loads(path.read_text())
     m, res = r["machine"], r["results"]
@@ -223,8 +250,9 @@ def main(argv=None, root: Path = BENCH) -> int:
     for rel, docs in sorted(cited_records(root).items()):
         if not (results / rel).exists():
             errors.append(f"missing record results/{rel} (cited in {', '.join(sorted(set(docs)))})")
-    for name, fn in (("recipe_selection", recipe_selection), ("time_to_baseline", time_to_baseline),
-                     ("data_pipeline", data_pipeline), ("seg_speed", seg_speed)):
+    for name, fn in (("recipe_selection", recipe_selection), ("drive_selection", drive_selection),
+                     ("time_to_baseline", time_to_baseline), ("data_pipeline", data_pipeline),
+                     ("seg_speed", seg_speed)):
         p = results / f"{name}.json"
         if p.exists():
             print(f"## {name}\n\n{fn(p)}\n")
@@ -238,6 +266,7 @@ def main(argv=None, root: Path = BENCH) -> int:
             records.pop(p.name, None)
     if records:
         print(f"## chapter runs\n\n{chapter_runs(records)}\n")
+        print(f"## initial weights (checksums recorded by run.build)\n\n{seeds_reach_the_model(records)}\n")
     targets = json.loads((root / "targets.json").read_text())["targets"]
     global RESULTS_TTB
     ttb = results / "time_to_baseline.json"

@@ -89,10 +89,20 @@ def training_curves(histories: dict, keys=("loss", "auc"), title: str | None = N
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel("cross-entropy" if key == "loss" else f"validation {key.upper()}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if len(histories) == 1:
+            ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if len(histories) > 1:  # one legend below the panels, so that it hides no curve: colour = run, style = split
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=colors[i % len(colors)], label=label) for i, label in enumerate(histories)]
+        if "loss" in keys:
+            handles += [Line2D([], [], color="0.3", ls="-", label="train"), Line2D([], [], color="0.3", ls="--", label="val")]
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
+    else:
+        fig.tight_layout()
     return fig
 
 

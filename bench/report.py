@@ -111,19 +111,26 @@ def recipe_selection(path: Path) -> str:
     return "\n".join(lines)
 
 
-def drive_selection(path: Path) -> str:
+def seg_selection(path: Path) -> str:
     r = json.loads(path.read_text())
     d = r["decision"]
+    metric = d.get("metric", "auc_pooled")
+    cols = list(dict.fromkeys((metric, "auc_pooled", "dice_pooled", "dice")))
+    cols = [c for c in cols if all(c in t for t in d["table"].values())]
     lines = [f"Rule: {' '.join(r['rule'].split())}", "",
-             "| candidate | parameters | validation pooled AUC | validation pooled Dice | train (s, mean) | chosen |",
-             "|---|---|---|---|---|---|"]
-    for name, t in sorted(d["table"].items(), key=lambda kv: -kv[1]["auc_pooled"][0]):
-        lines.append(f"| {name} | {t['params']:,} | {_pm(t['auc_pooled'], 4)} | {_pm(t['dice_pooled'], 4)} | "
-                     f"{t['train_seconds']:.0f} | {'**yes**' if name == d.get('chosen') else ''} |")
+             "| candidate | parameters | " + " | ".join(f"validation {c}" for c in cols) + " | train (s, mean) | chosen |",
+             "|---|---|" + "---|" * len(cols) + "---|---|"]
+    for name, t in sorted(d["table"].items(), key=lambda kv: -kv[1][metric][0]):
+        lines.append(f"| {name} | {t['params']:,} | " + " | ".join(_pm(t[c], 4) for c in cols) +
+                     f" | {t['train_seconds']:.0f} | {'**yes**' if name == d.get('chosen') else ''} |")
     m = r["machines"][0]
+    runs = [x for x in r["runs"] if "trivial_val_at_0.5" in x]
+    if runs:
+        lines += ["", f"Trivial baseline on the same validation images: {metric} "
+                      f"{runs[0]['trivial_val_at_0.5'][metric]:.4f}."]
     lines += ["", f"n = {next(iter(d['table'].values()))['n']} seeds per candidate; {m['cpu']}, {m['logical_cores']} "
                   f"logical cores, {m['torch_threads']} torch thread per run, two runs side by side. "
-                  f"Chosen recipe: {json.dumps(d.get('recipe'))}."]
+                  f"Chosen: {d.get('chosen')} {json.dumps(d.get('recipe'))}."]
     return "\n".join(lines)
 
 
@@ -250,7 +257,8 @@ def main(argv=None, root: Path = BENCH) -> int:
     for rel, docs in sorted(cited_records(root).items()):
         if not (results / rel).exists():
             errors.append(f"missing record results/{rel} (cited in {', '.join(sorted(set(docs)))})")
-    for name, fn in (("recipe_selection", recipe_selection), ("drive_selection", drive_selection),
+    for name, fn in (("recipe_selection", recipe_selection), ("drive_selection", seg_selection),
+                     ("dsb2018_96_selection", seg_selection),
                      ("time_to_baseline", time_to_baseline), ("data_pipeline", data_pipeline),
                      ("seg_speed", seg_speed)):
         p = results / f"{name}.json"

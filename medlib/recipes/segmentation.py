@@ -37,7 +37,8 @@ DRIVE = {
 WHOLE_IMAGES = {  # DSB2018-96 and folders
     "smoke": dict(epochs=3, width=8, depth=2, batch=16, patch=None, batches=None, lr=1e-2, max_batches=4,
                   n_train=64, n_val=16, n_test=24, abl=dict(width=4, depth=2, n_train=8, batch=8, epochs=1)),
-    "standard": dict(epochs=6, width=16, depth=3, batch=16, patch=None, batches=None, lr=3e-3,
+    # epochs chosen on validation among 6, 8 and 10 (bench/seg_selection.py --dataset dsb2018_96)
+    "standard": dict(epochs=8, width=16, depth=3, batch=16, patch=None, batches=None, lr=3e-3,
                      n_train=None, n_test=None, abl=dict(width=8, depth=3, n_train=160, batch=8, epochs=2)),
     "paper": dict(epochs=60, width=32, depth=4, batch=32, patch=None, batches=None, lr=2e-3,
                   n_train=None, n_test=None, abl=dict(width=16, depth=3, n_train=None, epochs=15)),

@@ -198,7 +198,8 @@ def check_targets(records: dict[str, dict], targets: list[dict]) -> tuple[str, l
         else:
             records_t = records
         match = [(name, r) for name, r in records_t.items()
-                 if (r.get("chapter"), r.get("dataset"), r.get("profile")) == (t["chapter"], t["dataset"], t["profile"])
+                 if not r.get("reused")  # a run that loaded a trained model repeats its metrics and skips its cost
+                 and (r.get("chapter"), r.get("dataset"), r.get("profile")) == (t["chapter"], t["dataset"], t["profile"])
                  and all(str(r.get(k, "")).split(":")[0] == v for k, v in (t.get("where") or {}).items())
                  and _value(r, t["metric"]) is not None]
         vals = [float(_value(r, t["metric"])) for _, r in match]

@@ -62,3 +62,12 @@ def test_the_repository_evidence_is_complete():
     """Every record README.md and bench/README.md cite is committed and readable."""
     out = _report(ROOT / "bench")
     assert out.returncode == 0, out.stderr
+
+
+def test_a_run_that_reused_a_model_does_not_count_toward_a_target(tmp_path):
+    bench = _fake_bench(tmp_path)
+    r = json.loads((bench / "results" / "runs" / "05_unet_dsb.json").read_text())
+    r["metrics"]["test"]["dice"], r["reused"] = 0.5, {"label": "model", "from": "runs/x", "checksum": "ab"}
+    (bench / "results" / "runs" / "05_unet_dsb_reuse.json").write_text(json.dumps(r))
+    out = _report(bench)
+    assert "| 05_unet | dsb2018_96 | standard | dice | >= 0.88 | runs/ | 1 | 0.9 ± 0 | yes |" in out.stdout

@@ -28,7 +28,7 @@ from medlib.train import History, fit
 DRIVE = {
     "smoke": dict(epochs=2, width=8, depth=3, batch=4, patch=64, batches=6, lr=3e-3,
                   n_train=None, n_val=2, n_test=3, abl=dict(width=4, depth=2, batches=2, epochs=1, patch=64)),
-    # chosen on validation among four budgets of ~equal cost (bench/drive_selection.py): 5 min per chapter
+    # chosen on validation among four budgets of ~equal cost (bench/seg_selection.py --dataset drive): sized for 5 min per chapter
     "standard": dict(epochs=20, width=8, depth=4, batch=16, patch=64, batches=60, lr=3e-3, eval_every=2,
                      n_train=None, n_test=None, abl=dict(width=8, depth=3, batch=16, batches=20, epochs=1, patch=64)),
     "paper": dict(epochs=60, width=32, depth=4, batch=16, patch=128, batches=100, lr=2e-3,

@@ -24,6 +24,15 @@ def _cnn() -> dict:
                 choices={"size": [28, 64, 128, 224], "recipe": [None, *RECIPES]})
 
 
+def _rnn() -> dict:
+    from medlib.data import registry
+    from medlib.models.rnn import CELL_KINDS
+    from medlib.recipes.volumes import RECIPES
+
+    return dict(datasets=registry.flags(3), choices={"size": [28, 64], "cell": list(CELL_KINDS),
+                                                     "recipe": [None, *RECIPES]})
+
+
 def _unet() -> dict:
     from medlib.data.segmentation import DATASETS
     from medlib.losses import LOSSES
@@ -32,7 +41,7 @@ def _unet() -> dict:
     return dict(datasets=list(DATASETS), models=list(MODELS), choices={"loss": list(LOSSES)}, allow_path_dataset=True)
 
 
-SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "05_unet": _unet}
+SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "05_unet": _unet}
 
 
 def spec(chapter: str) -> dict:

@@ -3,6 +3,7 @@ Explained in chapter 01 (the cost table); bench/ compares them across models."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -15,26 +16,40 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one forward pass for ONE image of shape (C, H, W), counting
-    Conv2d and Linear layers (the rest — BN, ReLU, pooling — is < 1% and ignored).
+    """Multiply-accumulates of one forward pass for ONE image (C, H, W) or volume (C, D, H, W),
+    counting convolutions, Linear and recurrent layers (the rest — BN, ReLU, pooling, the
+    gates' element-wise products — is small and ignored).
 
-    Conv: H_out * W_out * C_out * (C_in / groups) * kH * kW;  Linear: in * out.
+    Conv: output voxels * C_out * (C_in / groups) * prod(kernel);  Linear: in * out;
+    RNN/LSTM/GRU: per time step and direction, gates * hidden * (input + hidden), with
+    1, 4 and 3 gates.
     """
     total = 0
 
-    def conv_hook(m: nn.Conv2d, inp, out):
+    def conv_hook(m: nn.Conv2d | nn.Conv3d, inp, out):
         nonlocal total
-        kh, kw = m.kernel_size
-        total += out[0].numel() * (m.in_channels // m.groups) * kh * kw
+        total += out.numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)  # all slices of the one volume
+
+    def rnn_hook(m: nn.RNNBase, inp, out):
+        nonlocal total
+        x = inp[0]
+        steps = x.shape[1] if m.batch_first else x.shape[0]
+        gates = {"LSTM": 4, "GRU": 3}.get(m.mode, 1)
+        dirs = 2 if m.bidirectional else 1
+        for layer in range(m.num_layers):
+            n_in = m.input_size if layer == 0 else m.hidden_size * dirs
+            total += steps * dirs * gates * m.hidden_size * (n_in + m.hidden_size)
 
     def linear_hook(m: nn.Linear, inp, out):
         nonlocal total
-        total += out[0].numel() * m.in_features
+        total += out.numel() * m.in_features
 
     hooks = []
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
             hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.RNNBase):
+            hooks.append(m.register_forward_hook(rnn_hook))
         elif isinstance(m, nn.Linear):
             hooks.append(m.register_forward_hook(linear_hook))
     was_training = model.training

@@ -104,10 +104,14 @@ class ClassificationReport:
 
 def evaluate_classifier(run, model: nn.Module, data, *, history=None, train_seconds: float | None = None,
                         amp: bool = True, tta: bool = False, label: str | None = None,
-                        ci_metrics=("auc", "acc")) -> ClassificationReport:
+                        ci_metrics=("auc", "acc"), others: dict[str, nn.Module] | None = None) -> ClassificationReport:
     """A classifier's final evaluation: open the test split (once, recorded), score it, add
     bootstrap 95% CIs (`run.bootstrap` resamples of the test images), the validation metrics,
-    a table beside MedMNIST v2 and the trivial prior classifier, and the cost."""
+    a table beside MedMNIST v2 and the trivial prior classifier, and the cost.
+
+    `others` ({row name: model}, e.g. a chapter's baselines, all trained and chosen on
+    validation before this call) are scored on the same opening of the test split: their
+    rows join the table and their metrics go to `fields["others"]`."""
     import pandas as pd
 
     info = data.info
@@ -126,7 +130,7 @@ def evaluate_classifier(run, model: nn.Module, data, *, history=None, train_seco
 
     size = data.size
     shape = (info.n_channels,) + (size,) * info.dim
-    cost = {"model_params": count_parameters(model), "macs": count_macs(model, shape) if info.dim == 2 else None}
+    cost = {"model_params": count_parameters(model), "macs": count_macs(model, shape)}
     if history is not None:
         cost.update(train_seconds=history.train_seconds, images_per_s=history.images_per_s,
                     best_epoch=history.best_epoch)
@@ -140,10 +144,20 @@ def evaluate_classifier(run, model: nn.Module, data, *, history=None, train_seco
     rows[ours] = {"auc": m["auc"], "acc": m["acc"], "auc 95% CI": f"{m['auc_lo']:.3f}-{m['auc_hi']:.3f}",
                   "acc 95% CI": f"{m['acc_lo']:.3f}-{m['acc_hi']:.3f}",
                   "parameters": cost["model_params"], "train s": cost.get("train_seconds")}
+    other_m = {}
+    for name, other in (others or {}).items():
+        om = mc.classification_metrics(y, predict(other, test, run.device, tta=tta, amp=amp), info.task,
+                                       info.n_classes)
+        other_m[name] = {**om, "model_params": count_parameters(other), "macs": count_macs(other, shape)}
+        rows[name] = {"auc": om["auc"], "acc": om["acc"], "parameters": other_m[name]["model_params"]}
+    if others:  # ours last, below the rows it is compared with
+        rows[ours] = rows.pop(ours)
     table = pd.DataFrame(rows).T
     fields = {"model_params": cost["model_params"], "macs": cost["macs"],
               **{k: v for k, v in cost.items() if k not in ("model_params", "macs")},
               "trivial_baseline": {"auc": trivial["auc"], "acc": trivial["acc"]}, "n_test": len(test), "tta": tta}
+    if others:
+        fields["others"] = other_m
     if history is not None:
         fields["history"] = history.epochs
     return ClassificationReport(test, scores, y, m, val_m, table, fields)

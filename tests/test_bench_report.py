@@ -71,3 +71,25 @@ def test_a_run_that_reused_a_model_does_not_count_toward_a_target(tmp_path):
     (bench / "results" / "runs" / "05_unet_dsb_reuse.json").write_text(json.dumps(r))
     out = _report(bench)
     assert "| 05_unet | dsb2018_96 | standard | dice | >= 0.88 | runs/ | 1 | 0.9 ± 0 | yes |" in out.stdout
+
+
+def test_chapter_02_seeds_are_aggregated_beside_medmnist(tmp_path):
+    bench = _fake_bench(tmp_path)
+    for seed, (auc, base_auc) in enumerate(((0.80, 0.70), (0.90, 0.74))):
+        test = {"auc": auc, "acc": 0.8, "balanced_acc": 0.7, "sensitivity": 0.6, "specificity": 0.8}
+        other = {"auc": base_auc, "acc": 0.7, "bacc": 0.6, "sens": 0.5, "spec": 0.7, "model_params": 10, "macs": 1}
+        record = {"chapter": "02_rnn", "dataset": "adrenalmnist3d", "profile": "standard", "seed": seed,
+                  "device": "cpu", "model": None, "model_params": 100, "train_seconds": 30.0, "run_seconds": 200.0,
+                  "params": {"size": 28}, "cell": "gru", "metrics": {"test": test},
+                  "trivial_baseline": {"auc": 0.5, "acc": 0.77},
+                  "others": {"ours: 3D CNN (standard)": other},
+                  "validation": {"train s": {"slicernn": 30.0, "3D CNN": 10.0}},
+                  "ablations": {c: {"main": 0.8, "step 2": 0.7 + seed / 10} for c in
+                                ("val AUC", "val ACC", "val balanced acc", "train s")}}
+        (bench / "results" / "runs" / f"02_rnn_adrenalmnist3d_standard_cpu_seed{seed}.json").write_text(json.dumps(record))
+    out = _report(bench)
+    assert out.returncode == 0, out.stderr
+    assert "| MedMNIST v2: ResNet-18+3D | 0.827 | 0.721 |" in out.stdout
+    assert "| **ours: slice reader (gru)** | 0.850 ± 0.050 | 0.800 ± 0.000 |" in out.stdout
+    assert "| ours: 3D CNN (standard) | 0.720 ± 0.020 |" in out.stdout and "| 10 | 10.000 ± 0.000 |" in out.stdout
+    assert "| step 2 | 0.750 ± 0.050 |" in out.stdout

@@ -117,3 +117,43 @@ def test_05_hd95_by_hand_equals_monai(seed):
     onehot = lambda m: torch.stack([~m, m]).float()[None]  # noqa: E731
     ref = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")(onehot(a), onehot(b))
     assert ns["hd95_by_hand"](a, b) == pytest.approx(ref.item(), abs=1e-4)
+
+
+@pytest.mark.parametrize("cell, module, lstm", [("rnn_cell", nn.RNN, False), ("lstm_cell", nn.LSTM, True),
+                                                ("gru_cell", nn.GRU, False)])
+def test_02_recurrent_cells_by_hand_equal_pytorch(cell, module, lstm):
+    ns = definitions("02_rnn.ipynb", cell, "unroll", "weights_of")
+    torch.manual_seed(3)
+    ref = module(4, 6, batch_first=True, bidirectional=True).double()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.uniform_(-0.7, 0.7)
+    x = torch.randn(2, 8, 4, dtype=torch.float64)
+    out = ref(x)[0]
+    fwd = ns["unroll"](ns[cell], x, ns["weights_of"](ref), lstm=lstm)
+    bwd = ns["unroll"](ns[cell], x.flip(1), ns["weights_of"](ref, reverse=True), lstm=lstm).flip(1)
+    assert torch.allclose(fwd, out[..., :6], atol=1e-6) and torch.allclose(bwd, out[..., 6:], atol=1e-6)
+
+
+def test_02_bptt_by_hand_equals_autograd():
+    ns = definitions("02_rnn.ipynb", "bptt_rnn")
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 12, 4, generator=g, dtype=torch.float64)
+    w_ih, w_hh = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 6, generator=g, dtype=torch.float64)
+    b, w_out = torch.randn(6, generator=g, dtype=torch.float64), torch.randn(6, generator=g, dtype=torch.float64)
+    params = [p.clone().requires_grad_() for p in (w_ih, w_hh, b)]
+    loss, grads = ns["bptt_rnn"](x, *params, w_out)
+    loss.backward()
+    for name, p in zip(("w_ih", "w_hh", "b"), params):
+        assert torch.allclose(grads[name], p.grad, atol=1e-9), name
+
+
+def test_02_attention_pool_by_hand():
+    from medlib.models.rnn import AttentionPool
+
+    ns = definitions("02_rnn.ipynb", "attention_pool")
+    pool = AttentionPool(8)
+    h = torch.randn(4, 11, 8)
+    z, a = ns["attention_pool"](h, pool.proj, pool.score)
+    ref_z, ref_a = pool(h)
+    assert torch.allclose(z, ref_z, atol=1e-6) and torch.allclose(a, ref_a, atol=1e-6)

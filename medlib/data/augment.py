@@ -1,6 +1,7 @@
 """Batched tensor augmentation: each op draws per-image parameters and applies them to the
-whole batch at once. Images alone for classification (chapter 01); images and their masks
-together for segmentation (`augment_pair`, chapter 05).
+whole batch at once, on the batch's device. Images alone for classification (chapter 01),
+volumes (B, C, D, H, W) alike (`standard_3d`, chapter 02); images and their masks together
+for segmentation (`augment_pair`, chapter 05).
 """
 
 from __future__ import annotations
@@ -71,6 +72,37 @@ def standard_2d(flip: bool = True, vflip: bool = False, degrees: float = 10.0, t
         ops.append(lambda x, g: random_flip(x, g, dim=-2))
     if degrees or translate or scale != (1.0, 1.0):
         ops.append(lambda x, g: random_affine(x, g, degrees, translate, scale))
+    if intensity:
+        ops.append(lambda x, g: random_intensity(x, g, intensity, intensity))
+    return Compose(ops)
+
+
+def random_affine_3d(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0, translate: float = 0.05,
+                     scale: tuple[float, float] = (0.95, 1.05)) -> torch.Tensor:
+    """Random small rotation (about each array axis in turn), shift and scale per volume, one
+    3D `grid_sample` for the batch. x: (B, C, D, H, W)."""
+    b, dev = len(x), x.device
+    r = lambda: _rand(b, g, dev)  # noqa: E731
+    rot = torch.eye(3, device=dev).repeat(b, 1, 1)
+    for i, j in ((0, 1), (0, 2), (1, 2)):  # a rotation in each coordinate plane
+        a = (r() * 2 - 1) * math.radians(degrees)
+        m = torch.eye(3, device=dev).repeat(b, 1, 1)
+        m[:, i, i], m[:, i, j], m[:, j, i], m[:, j, j] = a.cos(), -a.sin(), a.sin(), a.cos()
+        rot = rot @ m
+    s = (scale[0] + r() * (scale[1] - scale[0])).view(b, 1, 1)
+    shift = (torch.stack([r(), r(), r()], 1) * 2 - 1) * translate * 2  # grid units [-1, 1]
+    theta = torch.cat([rot / s, shift[:, :, None]], 2)  # (B, 3, 4)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def standard_3d(flips=(-1, -2, -3), degrees: float = 10.0, translate: float = 0.05, scale=(0.95, 1.05),
+                intensity: float = 0.1) -> Compose:
+    """The suite's 3D recipe for volumes (B, C, D, H, W): a random flip along each axis in
+    `flips`, a small rotation/shift/scale, brightness/contrast. Shapes and labels are kept."""
+    ops = [lambda x, g, d=d: random_flip(x, g, dim=d) for d in flips]
+    if degrees or translate or scale != (1.0, 1.0):
+        ops.append(lambda x, g: random_affine_3d(x, g, degrees, translate, scale))
     if intensity:
         ops.append(lambda x, g: random_intensity(x, g, intensity, intensity))
     return Compose(ops)

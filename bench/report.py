@@ -86,7 +86,8 @@ def data_pipeline(path: Path) -> str:
 
 
 RESULTS_TTB: dict = {}  # results/time_to_baseline.json, read by main()
-SHOWN = {"01_cnn": ("auc", "acc"), "05_unet": ("dice", "dice_pooled", "auc_pooled", "sens_pooled", "spec_pooled", "hd95")}
+SHOWN = {"01_cnn": ("auc", "acc"), "02_rnn": ("auc", "acc", "balanced_acc", "sensitivity", "specificity"),
+         "05_unet": ("dice", "dice_pooled", "auc_pooled", "sens_pooled", "spec_pooled", "hd95")}
 
 
 def recipe_selection(path: Path) -> str:
@@ -132,6 +133,82 @@ def seg_selection(path: Path) -> str:
                   f"logical cores, {m['torch_threads']} torch thread per run, two runs side by side. "
                   f"Chosen: {d.get('chosen')} {json.dumps(d.get('recipe'))}."]
     return "\n".join(lines)
+
+
+def volume_selection(path: Path) -> str:
+    r = json.loads(path.read_text())
+    d = r["decision"]
+    if "table" not in d:
+        return f"status: {d.get('status')}"
+    flags = list(next(iter(d["table"].values()))["per_dataset"])
+    lines = [f"Rule: {' '.join(r['rule'].split())}", "",
+             "| candidate | " + " | ".join(f"{f}: val AUC / ACC / bal. acc" for f in flags) +
+             " | score | train (s, mean) | chosen |", "|---|" + "---|" * len(flags) + "---|---|---|"]
+    for name, t in sorted(d["table"].items(), key=lambda kv: -kv[1]["score"]):
+        cells = " | ".join(" / ".join(_pm(t["per_dataset"][f][k]) for k in ("auc", "acc", "bacc")) for f in flags)
+        lines.append(f"| {name} | {cells} | {t['score']:.4f} | {t['train_seconds']:.0f} | "
+                     f"{'**yes**' if name == d.get('chosen') else ''} |")
+    m = r["machine"]
+    lines += ["", f"2 seeds per candidate and dataset; {m['cpu']}, {m['logical_cores']} logical cores, "
+                  f"{m['torch_threads']} torch threads. Chosen: {d.get('chosen')} {json.dumps(d.get('recipe'))} "
+                  f"({d.get('status')})."]
+    return "\n".join(lines)
+
+
+def _mean_std(vals: list[float]) -> str:
+    if not vals:
+        return "—"
+    mean = sum(vals) / len(vals)
+    return f"{mean:.3f} ± {(sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5:.3f}"
+
+
+def rnn_tables(records: dict[str, dict]) -> str:
+    """Chapter 02 over its recorded seeds: test rows (ours and the baselines, each mean ± std)
+    beside MedMNIST v2's 3D table, then the ablations on validation."""
+    sys.path.insert(0, str(BENCH.parent))
+    from medlib.baselines import medmnist_baselines
+
+    out = []
+    runs = [r for r in records.values() if r.get("chapter") == "02_rnn" and r.get("profile") == "standard"
+            and not r.get("reused")]
+    for (flag, size) in sorted({(r["dataset"], r["params"].get("size", 28)) for r in runs}):
+        rs = [r for r in runs if (r["dataset"], r["params"].get("size", 28)) == (flag, size)]
+        seeds = sorted(r.get("seed") for r in rs)
+        out += [f"**{flag}, {size}³** — test, mean ± std over seeds {seeds} (`standard`, CPU)", "",
+                "| model | AUC | ACC | balanced acc | sensitivity | specificity | parameters | train (s) |",
+                "|---|---|---|---|---|---|---|---|"]
+        if size == 28:
+            for name, v in medmnist_baselines(flag).items():
+                out.append(f"| MedMNIST v2: {name} | {v['auc']:.3f} | {v['acc']:.3f} | | | | | |")
+        triv = [r["trivial_baseline"] for r in rs if r.get("trivial_baseline")]
+        out.append(f"| trivial: training class prior | {_mean_std([t['auc'] for t in triv])} | "
+                   f"{_mean_std([t['acc'] for t in triv])} | 0.500 | | | 0 | |")
+        names = list(dict.fromkeys(k for r in rs for k in (r.get("others") or {})))
+        for name in names:
+            ms = [r["others"][name] for r in rs if name in (r.get("others") or {})]
+            tr = [r["validation"]["train s"].get(name.removeprefix("ours: ").rsplit(" (", 1)[0]) for r in rs]
+            out.append(f"| {name} | " + " | ".join(_mean_std([m[k] for m in ms]) for k in
+                                                    ("auc", "acc", "bacc", "sens", "spec")) +
+                       f" | {ms[0]['model_params']:,} | {_mean_std([t for t in tr if t is not None])} |")
+        test = [r["metrics"]["test"] for r in rs]
+        out.append(f"| **ours: slice reader ({rs[0].get('cell', 'gru')})** | " + " | ".join(
+            _mean_std([t[k] for t in test]) for k in ("auc", "acc", "balanced_acc", "sensitivity", "specificity")) +
+            f" | {rs[0]['model_params']:,} | {_mean_std([r['train_seconds'] for r in rs])} |")
+        thr = [r["at_validation_threshold"] for r in rs if r.get("at_validation_threshold")]
+        if thr:
+            out += ["", "Slice reader at the threshold chosen on validation (max. balanced accuracy): " + ", ".join(
+                f"{k} {_mean_std([t[k] for t in thr])}" for k in ("acc", "balanced_acc", "sensitivity", "specificity"))
+                + f"; run time `medlib run` {_mean_std([r['run_seconds'] for r in rs if 'run_seconds' in r])} s."]
+        abl = [r["ablations"] for r in rs if r.get("ablations")]
+        if abl:
+            out += ["", "Ablations of the slice reader — **validation**, mean ± std over the same seeds:", "",
+                    "| variant | val AUC | val ACC | val balanced acc | train (s) |", "|---|---|---|---|---|"]
+            for variant in abl[0]["val AUC"]:
+                cols = [_mean_std([a[c][variant] for a in abl if variant in a[c]])
+                        for c in ("val AUC", "val ACC", "val balanced acc", "train s")]
+                out.append(f"| {variant} | " + " | ".join(cols) + " |")
+        out.append("")
+    return "\n".join(out) if out else "no chapter 02 records"
 
 
 def seeds_reach_the_model(records: dict[str, dict]) -> str:
@@ -259,7 +336,7 @@ def main(argv=None, root: Path = BENCH) -> int:
         if not (results / rel).exists():
             errors.append(f"missing record results/{rel} (cited in {', '.join(sorted(set(docs)))})")
     for name, fn in (("recipe_selection", recipe_selection), ("drive_selection", seg_selection),
-                     ("dsb2018_96_selection", seg_selection),
+                     ("dsb2018_96_selection", seg_selection), ("volume_selection", volume_selection),
                      ("time_to_baseline", time_to_baseline), ("data_pipeline", data_pipeline),
                      ("seg_speed", seg_speed)):
         p = results / f"{name}.json"
@@ -276,6 +353,7 @@ def main(argv=None, root: Path = BENCH) -> int:
     if records:
         print(f"## chapter runs\n\n{chapter_runs(records)}\n")
         print(f"## initial weights (checksums recorded by run.build)\n\n{seeds_reach_the_model(records)}\n")
+        print(f"## chapter 02: slice reader vs baselines and MedMNIST v2\n\n{rnn_tables(records)}\n")
     targets = json.loads((root / "targets.json").read_text())["targets"]
     global RESULTS_TTB
     ttb = results / "time_to_baseline.json"

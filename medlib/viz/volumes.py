@@ -73,13 +73,15 @@ def slice_with_attention(volume, attention, axis: int, step: int, index: int, ti
 
 def attention_explorer(volumes: dict, axis: int, step: int, title: str = "attention over slices"):
     """{name: (volume (1, D, H, W), attention (T,))}: a volume selector and a slice slider in a
-    live notebook; headless, the first volume at its most attended slice. See
+    live notebook; headless, the first volume at its most attended non-empty slice. See
     `medlib.widgets.live_figure`."""
     from medlib.widgets import live_figure
 
     names = list(volumes)
     v0, a0 = volumes[names[0]]
-    start = int(np.argmax(as_numpy(a0))) * step
+    v, a = as_numpy(v0)[0], as_numpy(a0)
+    filled = v.max(axis=tuple(i for i in range(3) if i != axis))[::step][:len(a)] > v.min()
+    start = int(np.argmax(np.where(filled, a, -1.0))) * step  # the most attended slice that is not empty
 
     def draw(name: str, index: int):
         v, a = volumes[name]

@@ -155,11 +155,11 @@ def volume_selection(path: Path) -> str:
     return "\n".join(lines)
 
 
-def _mean_std(vals: list[float]) -> str:
+def _mean_std(vals: list[float], digits: int = 3) -> str:
     if not vals:
         return "—"
     mean = sum(vals) / len(vals)
-    return f"{mean:.3f} ± {(sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5:.3f}"
+    return f"{mean:.{digits}f} ± {(sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5:.{digits}f}"
 
 
 def rnn_tables(records: dict[str, dict]) -> str:
@@ -189,22 +189,22 @@ def rnn_tables(records: dict[str, dict]) -> str:
             tr = [r["validation"]["train s"].get(name.removeprefix("ours: ").rsplit(" (", 1)[0]) for r in rs]
             out.append(f"| {name} | " + " | ".join(_mean_std([m[k] for m in ms]) for k in
                                                     ("auc", "acc", "bacc", "sens", "spec")) +
-                       f" | {ms[0]['model_params']:,} | {_mean_std([t for t in tr if t is not None])} |")
+                       f" | {ms[0]['model_params']:,} | {_mean_std([t for t in tr if t is not None], 0)} |")
         test = [r["metrics"]["test"] for r in rs]
         out.append(f"| **ours: slice reader ({rs[0].get('cell', 'gru')})** | " + " | ".join(
             _mean_std([t[k] for t in test]) for k in ("auc", "acc", "balanced_acc", "sensitivity", "specificity")) +
-            f" | {rs[0]['model_params']:,} | {_mean_std([r['train_seconds'] for r in rs])} |")
+            f" | {rs[0]['model_params']:,} | {_mean_std([r['train_seconds'] for r in rs], 0)} |")
         thr = [r["at_validation_threshold"] for r in rs if r.get("at_validation_threshold")]
         if thr:
             out += ["", "Slice reader at the threshold chosen on validation (max. balanced accuracy): " + ", ".join(
                 f"{k} {_mean_std([t[k] for t in thr])}" for k in ("acc", "balanced_acc", "sensitivity", "specificity"))
-                + f"; run time `medlib run` {_mean_std([r['run_seconds'] for r in rs if 'run_seconds' in r])} s."]
+                + f"; run time `medlib run` {_mean_std([r['run_seconds'] for r in rs if 'run_seconds' in r], 0)} s."]
         abl = [r["ablations"] for r in rs if r.get("ablations")]
         if abl:
             out += ["", "Ablations of the slice reader — **validation**, mean ± std over the same seeds:", "",
                     "| variant | val AUC | val ACC | val balanced acc | train (s) |", "|---|---|---|---|---|"]
             for variant in abl[0]["val AUC"]:
-                cols = [_mean_std([a[c][variant] for a in abl if variant in a[c]])
+                cols = [_mean_std([a[c][variant] for a in abl if variant in a[c]], 0 if c == "train s" else 3)
                         for c in ("val AUC", "val ACC", "val balanced acc", "train s")]
                 out.append(f"| {variant} | " + " | ".join(cols) + " |")
         out.append("")
@@ -212,12 +212,15 @@ def rnn_tables(records: dict[str, dict]) -> str:
 
 
 def seeds_reach_the_model(records: dict[str, dict]) -> str:
-    """The first model each run built: its label, seed and initial-weight checksum."""
-    lines = ["| record | seed | models built | first model | its seed | its initial-weight checksum |",
+    """The chapter's model of each run (label `model`, else the first `zoo:` model, else the
+    first model built): its label, seed and initial-weight checksum."""
+    lines = ["| record | seed | models built | the chapter's model | its seed | its initial-weight checksum |",
              "|---|---|---|---|---|---|"]
     for n, r in sorted(records.items()):
         if r.get("init"):
-            label, e = next(iter(r["init"].items()))
+            init = r["init"]
+            label = "model" if "model" in init else next((k for k in init if k.startswith("zoo:")), next(iter(init)))
+            e = init[label]
             lines.append(f"| {n} | {r.get('seed')} | {len(r['init'])} | `{label}` | {e.get('seed')} | `{e.get('checksum')}` |")
     return "\n".join(lines) if len(lines) > 2 else ""
 

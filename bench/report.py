@@ -87,6 +87,7 @@ def data_pipeline(path: Path) -> str:
 
 RESULTS_TTB: dict = {}  # results/time_to_baseline.json, read by main()
 SHOWN = {"01_cnn": ("auc", "acc"), "02_rnn": ("auc", "acc", "balanced_acc", "sensitivity", "specificity"),
+         "03_autoencoders": ("anomaly_auc", "supervised_auc", "denoise_psnr", "bm3d_psnr", "denoise_ssim", "bm3d_ssim"),
          "05_unet": ("dice", "dice_pooled", "auc_pooled", "sens_pooled", "spec_pooled", "hd95")}
 
 
@@ -209,6 +210,61 @@ def rnn_tables(records: dict[str, dict]) -> str:
                 out.append(f"| {variant} | " + " | ".join(cols) + " |")
         out.append("")
     return "\n".join(out) if out else "no chapter 02 records"
+
+
+def autoencoder_tables(records: dict[str, dict]) -> str:
+    """Chapter 03 over its recorded seeds: the denoising table per noise kind (every method at
+    every level, PSNR / SSIM mean ± std, time per image), the anomaly table (each score's AUC,
+    the supervised ceiling) and the few-label table."""
+    runs = [r for r in records.values() if r.get("chapter") == "03_autoencoders" and r.get("profile") == "standard"
+            and not r.get("reused")]
+    out = []
+    for flag, noise in sorted({(r["dataset"], r.get("noise")) for r in runs}):
+        rs = [r for r in runs if (r["dataset"], r.get("noise")) == (flag, noise)]
+        seeds = sorted(r.get("seed") for r in rs)
+        rows = [row for r in rs for row in r.get("denoising", [])]
+        levels = list(dict.fromkeys(row["level"] for row in rows))
+        methods = list(dict.fromkeys(row["method"] for row in rows))
+        out += [f"**{flag}, {noise} noise** — {rs[0].get('n_denoise')} test images, PSNR (dB) / SSIM, mean ± std over "
+                f"seeds {seeds} (`standard`, CPU); time per image at the middle level", "",
+                "| method | " + " | ".join(levels) + " | ms / image |", "|---|" + "---|" * (len(levels) + 1)]
+        for m in methods:
+            cells = []
+            for lv in levels:
+                sel = [row for row in rows if row["method"] == m and row["level"] == lv]
+                cells.append(f"{_mean_std([x['psnr'] for x in sel], 2)} / {_mean_std([x['ssim'] for x in sel], 3)}")
+            ms = [row["ms / image"] for row in rows if row["method"] == m and row["level"] == levels[len(levels) // 2]]
+            name = f"**{m}**" if m.startswith("learned") else m
+            out.append(f"| {name} | " + " | ".join(cells) + f" | {_mean_std(ms, 1)} |")
+        test = [r["metrics"]["test"] for r in rs]
+        out += ["", f"Learned − BM3D at the middle level: PSNR {_mean_std([t['denoise_gain_psnr'] for t in test], 2)} dB, "
+                f"SSIM {_mean_std([t.get('denoise_gain_ssim', t['denoise_ssim'] - t['bm3d_ssim']) for t in test], 3)}; "
+                f"`medlib run` {_mean_std([r['run_seconds'] for r in rs if 'run_seconds' in r], 0)} s.", ""]
+        an = [r["anomaly"] for r in rs if r.get("anomaly")]
+        if an:
+            out += [f"Anomaly detection ({flag}, trained on normal images only; the whole test split), mean ± std over "
+                    f"seeds {seeds}; the headline score was fixed before the runs: {rs[0].get('anomaly_headline')}", "",
+                    "| score | AUC | 95% CI (seed " + str(rs[0].get("seed")) + ") | sensitivity | specificity |",
+                    "|---|---|---|---|---|"]
+            for name in an[0]:
+                vals = [a[name] for a in an if name in a]
+                ci = (f"{vals[0]['auc_lo']:.3f}–{vals[0]['auc_hi']:.3f}" if vals[0].get("auc_lo") is not None
+                      and vals[0]["auc_lo"] == vals[0]["auc_lo"] else "")
+                sens = _mean_std([v["sensitivity"] for v in vals if v.get("sensitivity") is not None
+                                  and v["sensitivity"] == v["sensitivity"]])
+                spec = _mean_std([v["specificity"] for v in vals if v.get("specificity") is not None
+                                  and v["specificity"] == v["specificity"]])
+                out.append(f"| {name} | {_mean_std([v['auc'] for v in vals])} | {ci} | {sens} | {spec} |")
+            out.append("")
+        few = [r["few_labels"] for r in rs if r.get("few_labels")]
+        if few:
+            cols = list(next(iter(few[0].values())))
+            out += [f"Few labels ({flag}): test AUC, mean ± std over seeds {seeds}", "",
+                    "| labels | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+            for frac in few[0]:
+                out.append(f"| {frac} | " + " | ".join(_mean_std([f[frac][c] for f in few if frac in f]) for c in cols) + " |")
+            out.append("")
+    return "\n".join(out) if out else "no chapter 03 records"
 
 
 def seeds_reach_the_model(records: dict[str, dict]) -> str:
@@ -357,6 +413,7 @@ def main(argv=None, root: Path = BENCH) -> int:
         print(f"## chapter runs\n\n{chapter_runs(records)}\n")
         print(f"## initial weights (checksums recorded by run.build)\n\n{seeds_reach_the_model(records)}\n")
         print(f"## chapter 02: slice reader vs baselines and MedMNIST v2\n\n{rnn_tables(records)}\n")
+        print(f"## chapter 03: denoising, anomaly detection, few labels\n\n{autoencoder_tables(records)}\n")
     targets = json.loads((root / "targets.json").read_text())["targets"]
     global RESULTS_TTB
     ttb = results / "time_to_baseline.json"

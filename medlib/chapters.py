@@ -33,6 +33,18 @@ def _rnn() -> dict:
                                                      "recipe": [None, *RECIPES]})
 
 
+def _autoencoders() -> dict:
+    from medlib.data import registry
+    from medlib.data.noise import NOISE_KINDS
+
+    def has_normal(info) -> bool:  # the anomaly section trains on a "normal" class
+        return not info.multilabel and sum(n.lower().startswith("normal") for n in info.labels) == 1
+
+    grey = [f for f in registry.flags(2) if registry.info(f).n_channels == 1 and has_normal(registry.info(f))]
+    return dict(datasets=grey, choices={"size": [28, 64, 128, 224], "noise": list(NOISE_KINDS),
+                                        "latent": [2, 4, 8, 16, 32, 64, 128]})
+
+
 def _unet() -> dict:
     from medlib.data.segmentation import DATASETS
     from medlib.losses import LOSSES
@@ -41,7 +53,7 @@ def _unet() -> dict:
     return dict(datasets=list(DATASETS), models=list(MODELS), choices={"loss": list(LOSSES)}, allow_path_dataset=True)
 
 
-SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "05_unet": _unet}
+SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "03_autoencoders": _autoencoders, "05_unet": _unet}
 
 
 def spec(chapter: str) -> dict:

@@ -93,3 +93,30 @@ def test_chapter_02_seeds_are_aggregated_beside_medmnist(tmp_path):
     assert "| **ours: slice reader (gru)** | 0.850 ± 0.050 | 0.800 ± 0.000 |" in out.stdout
     assert "| ours: 3D CNN (standard) | 0.720 ± 0.020 |" in out.stdout and "| 10 | 10 ± 0 |" in out.stdout
     assert "| step 2 | 0.750 ± 0.050 |" in out.stdout
+
+
+def test_chapter_03_denoising_and_anomaly_tables_aggregate_seeds(tmp_path):
+    bench = _fake_bench(tmp_path)
+    for seed, (learned, bm3d) in enumerate(((29.0, 27.7), (29.2, 27.7))):
+        rows = [{"noise": "gaussian", "level": lv, "method": m, "psnr": p, "ssim": 0.9, "ms / image": 2.0}
+                for lv in ("σ=15/255", "σ=25/255", "σ=50/255") for m, p in (("BM3D", bm3d), ("learned (U-Net)", learned))]
+        test = {"anomaly_auc": 0.8 + seed / 100, "denoise_psnr": learned, "bm3d_psnr": bm3d, "denoise_ssim": 0.92,
+                "bm3d_ssim": 0.9, "denoise_gain_psnr": learned - bm3d, "denoise_gain_ssim": 0.02}
+        record = {"chapter": "03_autoencoders", "dataset": "pneumoniamnist", "profile": "standard", "seed": seed,
+                  "device": "cpu", "model": None, "noise": "gaussian", "n_denoise": 160, "run_seconds": 250.0,
+                  "metrics": {"test": test}, "denoising": rows, "anomaly_headline": "kNN",
+                  "anomaly": {"kNN": {"auc": 0.8 + seed / 100, "auc_lo": 0.77, "auc_hi": 0.84, "sensitivity": 0.7,
+                                      "specificity": 0.9},
+                              "supervised": {"auc": 0.96, "auc_lo": 0.94, "auc_hi": 0.97, "sensitivity": float("nan"),
+                                             "specificity": float("nan")}},
+                  "few_labels": {"1% (47 images)": {"codes + LR": 0.9, "CNN": 0.8 + seed / 10}}}
+        (bench / "results" / "runs" / f"03_autoencoders_pneumoniamnist_standard_cpu_seed{seed}.json").write_text(
+            json.dumps(record))
+    out = _report(bench)
+    assert out.returncode == 0, out.stderr
+    assert "| **learned (U-Net)** | 29.10 ± 0.10 / 0.900 ± 0.000 |" in out.stdout
+    assert "| BM3D | 27.70 ± 0.00 / 0.900 ± 0.000 |" in out.stdout
+    assert "PSNR 1.40 ± 0.10 dB, SSIM 0.020 ± 0.000" in out.stdout
+    assert "| kNN | 0.805 ± 0.005 | 0.770–0.840 | 0.700 ± 0.000 | 0.900 ± 0.000 |" in out.stdout
+    assert "| supervised | 0.960 ± 0.000 | 0.940–0.970 | — | — |" in out.stdout
+    assert "| 1% (47 images) | 0.900 ± 0.000 | 0.850 ± 0.050 |" in out.stdout

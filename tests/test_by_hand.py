@@ -157,3 +157,60 @@ def test_02_attention_pool_by_hand():
     z, a = ns["attention_pool"](h, pool.proj, pool.score)
     ref_z, ref_a = pool(h)
     assert torch.allclose(z, ref_z, atol=1e-6) and torch.allclose(a, ref_a, atol=1e-6)
+
+
+def test_03_psnr_and_ssim_by_hand_equal_scikit_image():
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    ns = definitions("03_autoencoders.ipynb", "psnr_by_hand", "ssim_by_hand")
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 1, 28, 28))
+    y = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1)
+    p = ns["psnr_by_hand"](torch.as_tensor(x), torch.as_tensor(y))
+    s = ns["ssim_by_hand"](torch.as_tensor(x), torch.as_tensor(y))
+    for i in range(3):
+        assert float(p[i]) == pytest.approx(peak_signal_noise_ratio(x[i, 0], y[i, 0], data_range=1), abs=1e-6)
+        assert float(s[i]) == pytest.approx(structural_similarity(x[i, 0], y[i, 0], data_range=1), abs=1e-6)
+
+
+def test_03_autoencoder_epoch_by_hand_equals_fit():
+    from medlib.models.autoencoder import ConvAutoencoder
+    from medlib.recipes.autoencoders import PairBatches
+
+    ns = definitions("03_autoencoders.ipynb", "train_autoencoder_epoch")
+    images = torch.randint(0, 256, (96, 1, 28, 28), dtype=torch.uint8)
+    torch.manual_seed(0)
+    a = ConvAutoencoder(1, 8, 28, width=8)
+    b = ConvAutoencoder(1, 8, 28, width=8)
+    b.load_state_dict(a.state_dict())
+    ns["train_autoencoder_epoch"](a, PairBatches(images, 32, seed=1), torch.optim.AdamW(a.parameters(), lr=3e-3,
+                                                                                       weight_decay=1e-4))
+    fit(b, PairBatches(images, 32, seed=1), epochs=1, loss_fn=F.mse_loss, optimizer="adamw", lr=3e-3,
+        weight_decay=1e-4, schedule="constant", progress=False)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name
+
+
+def test_03_vae_step_by_hand_equals_vaestep():
+    from medlib.models.autoencoder import VAE
+    from medlib.recipes.autoencoders import PairBatches, VAEStep
+    from medlib.train import Trainer
+
+    ns = definitions("03_autoencoders.ipynb", "neg_elbo_by_hand")
+    images = torch.randint(0, 256, (96, 1, 28, 28), dtype=torch.uint8)
+    torch.manual_seed(0)
+    a, b = VAE(1, 4, 28, width=8), VAE(1, 4, 28, width=8)
+    b.load_state_dict(a.state_dict())
+    opt = torch.optim.AdamW(a.parameters(), lr=2e-3, weight_decay=0.0)
+    torch.manual_seed(7)
+    a.train()
+    for x, _ in PairBatches(images, 32, seed=1):
+        loss = ns["neg_elbo_by_hand"](a, x)[0]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.manual_seed(7)
+    Trainer(VAEStep(b, lr=2e-3, schedule="constant"), epochs=1, device="cpu", progress=False).fit(
+        PairBatches(images, 32, seed=1))
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(p, q, atol=1e-6), name

@@ -1,1 +1,2 @@
-"""Datasets: the MedMNIST registry and loader, segmentation sets, synthetic data, augmentation."""
+"""Datasets: the MedMNIST registry and loader, segmentation sets, synthetic data, augmentation,
+noise models (chapter 03)."""

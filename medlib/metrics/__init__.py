@@ -1,1 +1,2 @@
-"""Metrics: classification (ACC/AUC as MedMNIST reports them, calibration, CIs), segmentation."""
+"""Metrics: classification (ACC/AUC as MedMNIST reports them, calibration, CIs), segmentation,
+image quality (PSNR, SSIM)."""

@@ -47,6 +47,7 @@ CHAPTERS = {
     "00_data_tour": True,  # medlib.widgets.slice_explorer (section 5)
     "01_cnn": True,  # medlib.viz.classification.operating_point_explorer (section 7, validation)
     "02_rnn": True,  # medlib.viz.volumes.attention_explorer (section 9)
+    "03_autoencoders": True,  # the denoising explorer (section 3): noise level and image sliders
     "05_unet": True,  # medlib.viz.segmentation.threshold_explorer (section 10)
 }
 

@@ -14,17 +14,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from medlib.metrics.common import as_nhw
+
 
 def _as_nhw(x) -> torch.Tensor:
     """(H, W), (N, H, W) or (N, 1, H, W) -> (N, H, W) float64."""
-    x = torch.as_tensor(x)
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim == 4 and x.shape[1] == 1:
-        x = x[:, 0]
-    if x.ndim != 3:
-        raise ValueError(f"expected 2D images shaped (H, W), (N, H, W) or (N, 1, H, W), got {tuple(x.shape)}")
-    return x.double()
+    return as_nhw(x).double()
 
 
 def _pair(x, y) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,17 +17,7 @@ import numpy as np
 import torch
 
 from medlib.metrics.classification import binary_auc
-
-
-def _as_nhw(x: torch.Tensor) -> torch.Tensor:
-    x = torch.as_tensor(x)
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim == 4 and x.shape[1] == 1:
-        x = x[:, 0]
-    if x.ndim != 3:
-        raise ValueError(f"expected a map of shape (N, H, W), got {tuple(x.shape)}")
-    return x
+from medlib.metrics.common import as_nhw as _as_nhw
 
 
 def confusion(pred, target, fov=None) -> dict[str, torch.Tensor]:

@@ -35,7 +35,7 @@ from medlib.train import (
 CHAPTER_BUDGETS = {
     "smoke": {"max_train": 256, "max_eval": 128, "ae_images": 512, "sweep_latents": (4, 64), "sweep_images": 256,
               "denoise_images": 512, "vae_images": 512, "normal_images": 256, "rotation_images": 256,
-              "cnn_images": 512, "n_tune": 8, "n_denoise": 16, "label_fractions": (0.1, 1.0)},
+              "cnn_images": 512, "n_tune": 4, "n_denoise": 8, "label_fractions": (0.1, 1.0)},
     "standard": {"ae_images": 9_400, "sweep_latents": (2, 16, 128), "sweep_images": 2_000,
                  "denoise_images": 28_000, "vae_images": 9_400, "normal_images": 7_000, "rotation_images": 6_000,
                  "cnn_images": 6_000, "n_tune": 12, "n_denoise": 100, "label_fractions": (0.01, 0.1, 1.0)},

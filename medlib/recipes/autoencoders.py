@@ -33,13 +33,13 @@ from medlib.train import (
 )
 
 CHAPTER_BUDGETS = {
-    "smoke": {"max_train": 256, "max_eval": 128, "ae_images": 512, "sweep_latents": (4, 64), "sweep_images": 256,
+    "smoke": {"max_train": 256, "max_eval": 128, "ae_images": 512, "sweep_latents": (4, 64),
               "denoise_images": 512, "vae_images": 512, "normal_images": 256, "rotation_images": 256,
               "cnn_images": 512, "n_tune": 4, "n_denoise": 8, "label_fractions": (0.1, 1.0)},
-    "standard": {"ae_images": 9_400, "sweep_latents": (2, 16, 128), "sweep_images": 2_000,
+    "standard": {"ae_images": 9_400, "sweep_latents": (2, 8, 32, 128),
                  "denoise_images": 28_000, "vae_images": 9_400, "normal_images": 7_000, "rotation_images": 6_000,
                  "cnn_images": 6_000, "n_tune": 12, "n_denoise": 100, "label_fractions": (0.01, 0.1, 1.0)},
-    "paper": {"ae_images": 100_000, "sweep_latents": (2, 8, 32, 128), "sweep_images": 50_000,
+    "paper": {"ae_images": 100_000, "sweep_latents": (2, 8, 32, 128),
               "denoise_images": 200_000, "vae_images": 100_000, "normal_images": 60_000, "rotation_images": 40_000,
               "cnn_images": 50_000, "n_tune": 64, "n_denoise": None, "label_fractions": (0.01, 0.1, 1.0)},
 }

@@ -218,8 +218,8 @@ def autoencoder_tables(records: dict[str, dict]) -> str:
     the supervised ceiling) and the few-label table."""
     runs = [r for r in records.values() if r.get("chapter") == "03_autoencoders" and r.get("profile") == "standard"
             and not r.get("reused")]
-    out = []
-    for flag, noise in sorted({(r["dataset"], r.get("noise")) for r in runs}):
+    out, shown = [], set()  # the anomaly and few-label tables do not depend on the noise: once per dataset
+    for flag, noise in sorted({(r["dataset"], r.get("noise")) for r in runs}, key=lambda k: (k[0], k[1] != "gaussian", k)):
         rs = [r for r in runs if (r["dataset"], r.get("noise")) == (flag, noise)]
         seeds = sorted(r.get("seed") for r in rs)
         rows = [row for r in rs for row in r.get("denoising", [])]
@@ -240,9 +240,10 @@ def autoencoder_tables(records: dict[str, dict]) -> str:
         out += ["", f"Learned − BM3D at the middle level: PSNR {_mean_std([t['denoise_gain_psnr'] for t in test], 2)} dB, "
                 f"SSIM {_mean_std([t.get('denoise_gain_ssim', t['denoise_ssim'] - t['bm3d_ssim']) for t in test], 3)}; "
                 f"`medlib run` {_mean_std([r['run_seconds'] for r in rs if 'run_seconds' in r], 0)} s.", ""]
-        an = [r["anomaly"] for r in rs if r.get("anomaly")]
+        an = [r["anomaly"] for r in rs if r.get("anomaly")] if flag not in shown else []
         if an:
-            out += [f"Anomaly detection ({flag}, trained on normal images only; the whole test split), mean ± std over "
+            out += [f"Anomaly detection ({flag}, trained on normal images only; the whole test split; the same in "
+                    f"every noise kind's runs), mean ± std over "
                     f"seeds {seeds}; the headline score (fixed, never swapped after a run): {rs[0].get('anomaly_headline')}", "",
                     "| score | AUC | 95% CI (seed " + str(rs[0].get("seed")) + ") | sensitivity | specificity |",
                     "|---|---|---|---|---|"]
@@ -256,7 +257,8 @@ def autoencoder_tables(records: dict[str, dict]) -> str:
                                   and v["specificity"] == v["specificity"]])
                 out.append(f"| {name} | {_mean_std([v['auc'] for v in vals])} | {ci} | {sens} | {spec} |")
             out.append("")
-        few = [r["few_labels"] for r in rs if r.get("few_labels")]
+        few = [r["few_labels"] for r in rs if r.get("few_labels")] if flag not in shown else []
+        shown.add(flag)
         if few:
             cols = list(next(iter(few[0].values())))
             out += [f"Few labels ({flag}): test AUC, mean ± std over seeds {seeds}", "",

@@ -19,9 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from medlib.data.augment import random_flip
+from medlib.data.batches import normalize
 from medlib.data.noise import add_noise, sample_level
 from medlib.metrics.image import psnr
 from medlib.models.autoencoder import N_TRANSFORMS, VAE, geometric, negative_elbo
+from medlib.recipes.classification import standard_epochs
 from medlib.train import (
     History,
     StepContext,
@@ -45,14 +47,14 @@ CHAPTER_BUDGETS = {
 }
 
 
-def epochs_for(images: int, n: int, lo: int = 1, hi: int = 400) -> int:
-    """Epochs so that about `images` training images are seen from a split of `n`."""
-    return int(min(hi, max(lo, round(images / max(n, 1)))))
+def epochs_for(images: int, n: int) -> int:
+    """Epochs so that about `images` training images are seen from a split of `n` (at least one)."""
+    return standard_epochs(n, images, lo=1, hi=400)
 
 
 def to_unit(x_uint8: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [0, 1] (this chapter's scale: PSNR and SSIM on [0, 1])."""
-    return x_uint8.float() / 255.0
+    return normalize(x_uint8, mean=0.0, std=1.0)
 
 
 class PairBatches:

@@ -20,7 +20,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 help:
 	@echo "make run    execute every chapter with papermill (PROFILE=$(PROFILE)) into runs/"
 	@echo "make test   lint + unit tests + every notebook under nbval in the smoke profile"
-	@echo "make ui-test  chapters 00/01/05 in JupyterLab + headless Chromium: no errors, widgets render and respond (build/ui/)"
+	@echo "make ui-test  every chapter in JupyterLab + headless Chromium: no errors, widgets render and respond (build/ui/)"
 	@echo "make lab    open JupyterLab on notebooks/"
 	@echo "make bench  run and record the benchmarks in bench/ (about 2 hours), then check the targets"
 	@echo "data: MEDLIB_DATA=$(MEDLIB_DATA)"

@@ -88,7 +88,8 @@ def data_pipeline(path: Path) -> str:
 RESULTS_TTB: dict = {}  # results/time_to_baseline.json, read by main()
 SHOWN = {"01_cnn": ("auc", "acc"), "02_rnn": ("auc", "acc", "balanced_acc", "sensitivity", "specificity"),
          "03_autoencoders": ("anomaly_auc", "supervised_auc", "denoise_psnr", "bm3d_psnr", "denoise_ssim", "bm3d_ssim"),
-         "05_unet": ("dice", "dice_pooled", "auc_pooled", "sens_pooled", "spec_pooled", "hd95")}
+         "05_unet": ("dice", "dice_pooled", "auc_pooled", "sens_pooled", "spec_pooled", "hd95"),
+         "07_vit": ("auc", "acc")}
 
 
 def recipe_selection(path: Path) -> str:
@@ -153,6 +154,28 @@ def volume_selection(path: Path) -> str:
     lines += ["", f"2 seeds per candidate and dataset; {m['cpu']}, {m['logical_cores']} logical cores, "
                   f"{m['torch_threads']} torch threads. Chosen: {d.get('chosen')} {json.dumps(d.get('recipe'))} "
                   f"({d.get('status')})."]
+    return "\n".join(lines)
+
+
+def vit_selection(path: Path) -> str:
+    r = json.loads(path.read_text())
+    d = r["decision"]
+    if "table" not in d:
+        return f"status: {d.get('status')}"
+    flags = list(next(iter(d["table"].values()))["per_dataset"])
+    lines = [f"Rule: {' '.join(r['rule'].split())}", "",
+             "| candidate | " + " | ".join(f"{f}: val AUC / ACC" for f in flags) +
+             " | score | score with flip TTA | MACs / image (M) | train (s, mean) | chosen |",
+             "|---|" + "---|" * len(flags) + "---|---|---|---|---|"]
+    for name, t in sorted(d["table"].items(), key=lambda kv: -kv[1]["score"]):
+        cells = " | ".join(" / ".join(_pm(t["per_dataset"][f][k]) for k in ("auc", "acc")) for f in flags)
+        lines.append(f"| {name} | {cells} | {t['score']:.4f} | {t['score_tta']:.4f} | {t.get('macs', 0) / 1e6:.1f} | "
+                     f"{t['train_seconds']:.0f} | "
+                     f"{'**yes**' if name == d.get('chosen') else ''} |")
+    m = r["machine"]
+    lines += ["", f"2 seeds per candidate and dataset; {m['cpu']}, {m['logical_cores']} logical cores, "
+                  f"{m['torch_threads']} torch threads (train seconds were measured while other work shared the CPU). "
+                  f"Chosen: {d.get('chosen')} {json.dumps(d.get('recipe'))}, flip TTA {d.get('tta')} ({d.get('status')})."]
     return "\n".join(lines)
 
 
@@ -269,7 +292,92 @@ def autoencoder_tables(records: dict[str, dict]) -> str:
     return "\n".join(out) if out else "no chapter 03 records"
 
 
-MAIN_MODEL = {"03_autoencoders": "denoiser"}  # the label of a chapter's headline model, where not `model`
+def _stats(vals: list[float]) -> dict:
+    mean = sum(vals) / len(vals)
+    return {"mean": mean, "std": (sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5, "n": len(vals)}
+
+
+def vit_summary(records: dict[str, dict]) -> dict:
+    """Chapter 07 over its recorded seeds, per dataset: the test metrics of the ViT and the CNN,
+    the data-hunger curve (test AUC per training fraction and model), the ingredient ablation
+    and the patch study (validation), each as mean, std and the number of seeds."""
+    runs = [r for r in records.values() if r.get("chapter") == "07_vit" and r.get("profile") == "standard"
+            and not r.get("reused") and r.get("hunger")]
+    out = {}
+    for flag in sorted({r["dataset"] for r in runs}):
+        rs = sorted((r for r in runs if r["dataset"] == flag), key=lambda r: r.get("seed", 0))
+        keys = list(rs[0]["hunger"])
+        hunger = {k: {m: _stats([r["hunger"][k][m] for r in rs if k in r["hunger"]]) for m in ("auc", "acc", "val_auc")}
+                  | {"n_train": rs[0]["hunger"][k]["n_train"]} for k in keys}
+        ablation = {k: {m: _stats([r["ablation"][k][m] for r in rs if k in r.get("ablation", {})]) for m in ("val AUC", "val ACC")}
+                    for k in rs[0].get("ablation", {})}
+        patches = {k: {m: _stats([r["patch_study"][k][m] for r in rs if k in r.get("patch_study", {})])
+                       for m in ("val AUC", "train s", "train images/s", "MACs / image (M)", "tokens T", "parameters")}
+                   for k in rs[0].get("patch_study", {})}
+        out[flag] = {
+            "seeds": [r.get("seed") for r in rs], "records": [n for n, r in records.items() if r in rs],
+            "vit": {m: _stats([r["metrics"]["test"][m] for r in rs]) for m in ("auc", "acc")}
+            | {"params": rs[0]["model_params"], "macs": rs[0]["macs"], "train_seconds": _stats([r["train_seconds"] for r in rs]),
+               "config": rs[0].get("vit_config")},
+            "cnn": {m: _stats([r["cnn"]["metrics"]["test"][m] for r in rs]) for m in ("auc", "acc")}
+            | {"params": rs[0]["cnn"]["model_params"], "macs": rs[0]["cnn"]["macs"],
+               "train_seconds": _stats([r["cnn"]["train_seconds"] for r in rs])},
+            "run_seconds": _stats([r["run_seconds"] for r in rs if "run_seconds" in r]) if any("run_seconds" in r for r in rs) else None,
+            "hunger": hunger, "ablation": ablation, "patches": patches}
+    return out
+
+
+def _ms(s: dict, digits: int = 3) -> str:
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def vit_tables(records: dict[str, dict]) -> str:
+    """Chapter 07: the ViT and CNN beside MedMNIST v2 and MedMNIST+, the data-hunger table, the
+    ablation and the patch study, mean ± std over the recorded seeds."""
+    sys.path.insert(0, str(BENCH.parent))
+    from medlib.baselines import medmnist_baselines, medmnist_plus_baselines
+
+    out = []
+    for flag, v in vit_summary(records).items():
+        out += [f"**{flag}** — test, mean ± std over seeds {v['seeds']} (`standard`, CPU; `medlib run` "
+                f"{_ms(v['run_seconds'], 0) if v['run_seconds'] else '—'} s)", "",
+                "| model | AUC | ACC | parameters | MACs / image | train (s) |", "|---|---|---|---|---|---|"]
+        for name in ("ResNet-18 (28)", "ResNet-50 (28)"):
+            b = medmnist_baselines(flag).get(name) if flag in ("pneumoniamnist", "breastmnist", "retinamnist") else None
+            if b:
+                out.append(f"| MedMNIST v2: {name} | {b['auc']:.3f} | {b['acc']:.3f} | {'11.2 M' if '18' in name else '23.5 M'} | | |")
+        for name, b in medmnist_plus_baselines(flag).items():
+            out.append(f"| {name} | {b['auc']:.3f} | {b['acc']:.3f} | | | |")
+        for label, key in (("CNN: chapter 01's CompactResNet, same epochs", "cnn"), ("**ours: ViT from scratch**", "vit")):
+            m = v[key]
+            out.append(f"| {label} | {_ms(m['auc'])} | {_ms(m['acc'])} | {m['params'] / 1e6:.2f} M | {m['macs'] / 1e6:.1f} M | "
+                       f"{_ms(m['train_seconds'], 0)} |")
+        fr = sorted({float(k.split("@")[1]) for k in v["hunger"]})
+        out += ["", f"Data hunger ({flag}): test AUC by share of the training split, mean ± std over seeds {v['seeds']}", "",
+                "| share (images) | ViT | CNN | ViT − CNN (mean) |", "|---|---|---|---|"]
+        for f in fr:
+            a, c = v["hunger"][f"ViT@{f:g}"], v["hunger"][f"CNN@{f:g}"]
+            out.append(f"| {f:g} ({a['n_train']}) | {_ms(a['auc'])} | {_ms(c['auc'])} | {a['auc']['mean'] - c['auc']['mean']:+.3f} |")
+        if v["ablation"]:
+            full = v["ablation"].get("full recipe", {}).get("val AUC", {}).get("mean")
+            out += ["", f"Ingredients left out ({flag}, ViT on the smallest share, **validation**), mean ± std over "
+                    f"seeds {v['seeds']}", "", "| variant | val AUC | val ACC | AUC change (mean) |", "|---|---|---|---|"]
+            for k, a in v["ablation"].items():
+                change = "" if full is None else f"{a['val AUC']['mean'] - full:+.3f}"
+                out.append(f"| {k} | {_ms(a['val AUC'])} | {_ms(a['val ACC'])} | {change} |")
+        if v["patches"]:
+            out += ["", f"Patch size ({flag}, ViT on the smallest share, **validation**), mean ± std over seeds {v['seeds']}", "",
+                    "| patch | tokens | parameters | MACs / image (M) | train images/s | train (s) | val AUC |",
+                    "|---|---|---|---|---|---|---|"]
+            for k, a in v["patches"].items():
+                out.append(f"| {k} | {a['tokens T']['mean']:.0f} | {a['parameters']['mean']:,.0f} | "
+                           f"{a['MACs / image (M)']['mean']:.1f} | {_ms(a['train images/s'], 0)} | {_ms(a['train s'], 1)} | "
+                           f"{_ms(a['val AUC'])} |")
+        out.append("")
+    return "\n".join(out) if out else "no chapter 07 records"
+
+
+MAIN_MODEL = {"03_autoencoders": "denoiser", "07_vit": "vit"}  # the label of a chapter's headline model, where not `model`
 
 
 def seeds_reach_the_model(records: dict[str, dict]) -> str:
@@ -404,7 +512,7 @@ def main(argv=None, root: Path = BENCH) -> int:
     for name, fn in (("recipe_selection", recipe_selection), ("drive_selection", seg_selection),
                      ("dsb2018_96_selection", seg_selection), ("volume_selection", volume_selection),
                      ("time_to_baseline", time_to_baseline), ("data_pipeline", data_pipeline),
-                     ("seg_speed", seg_speed)):
+                     ("seg_speed", seg_speed), ("vit_selection", vit_selection)):
         p = results / f"{name}.json"
         if p.exists():
             print(f"## {name}\n\n{fn(p)}\n")
@@ -421,6 +529,7 @@ def main(argv=None, root: Path = BENCH) -> int:
         print(f"## initial weights (checksums recorded by run.build)\n\n{seeds_reach_the_model(records)}\n")
         print(f"## chapter 02: slice reader vs baselines and MedMNIST v2\n\n{rnn_tables(records)}\n")
         print(f"## chapter 03: denoising, anomaly detection, few labels\n\n{autoencoder_tables(records)}\n")
+        print(f"## chapter 07: ViT vs CNN, data hunger, ingredients, patch size\n\n{vit_tables(records)}\n")
     targets = json.loads((root / "targets.json").read_text())["targets"]
     global RESULTS_TTB
     ttb = results / "time_to_baseline.json"

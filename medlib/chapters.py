@@ -45,6 +45,12 @@ def _autoencoders() -> dict:
                                         "latent": [2, 4, 8, 16, 32, 64, 128]})
 
 
+def _vit() -> dict:
+    from medlib.data import registry
+
+    return dict(datasets=registry.flags(2), choices={"size": [28, 64, 128, 224], "patch_size": [None, 2, 4, 7, 8, 14, 16]})
+
+
 def _unet() -> dict:
     from medlib.data.segmentation import DATASETS
     from medlib.losses import LOSSES
@@ -53,7 +59,7 @@ def _unet() -> dict:
     return dict(datasets=list(DATASETS), models=list(MODELS), choices={"loss": list(LOSSES)}, allow_path_dataset=True)
 
 
-SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "03_autoencoders": _autoencoders, "05_unet": _unet}
+SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "03_autoencoders": _autoencoders, "05_unet": _unet, "07_vit": _vit}
 
 
 def spec(chapter: str) -> dict:
@@ -85,3 +91,7 @@ def check(chapter: str, params: dict, defaults: dict) -> None:
     if chapter == "05_unet" and given.get("mask_threshold") is not None and given.get("dataset") in spec(chapter)["datasets"]:
         raise ValueError(f"mask_threshold applies to folder datasets only; {given['dataset']!r} binarises its masks "
                          "itself: leave mask_threshold unset")
+    if chapter == "07_vit" and given.get("patch_size") is not None and given.get("size", 28) % given["patch_size"]:
+        size = given.get("size", 28)
+        raise ValueError(f"patch_size {given['patch_size']} does not divide size {size}; "
+                         f"valid: {[p for p in spec(chapter)['choices']['patch_size'] if p and size % p == 0]}")

@@ -17,12 +17,12 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates of one forward pass for ONE image (C, H, W) or volume (C, D, H, W),
-    counting convolutions, Linear and recurrent layers (the rest — BN, ReLU, pooling, the
-    gates' element-wise products — is small and ignored).
+    counting convolutions, Linear and recurrent layers and attention's matrix products (the rest
+    — BN, LayerNorm, ReLU, pooling, softmax, the gates' element-wise products — is small and ignored).
 
     Conv: output voxels * C_out * (C_in / groups) * prod(kernel);  Linear: in * out;
     RNN/LSTM/GRU: per time step and direction, gates * hidden * (input + hidden), with
-    1, 4 and 3 gates.
+    1, 4 and 3 gates; self-attention over T tokens of D numbers: 2 T^2 D (Q K^T and A V).
     """
     total = 0
 
@@ -44,8 +44,14 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         nonlocal total
         total += out.numel() * m.in_features
 
+    def matmul_hook(m: nn.Module, inp, out):  # attention's Q K^T and A V (modules that say their cost)
+        nonlocal total
+        total += m.matmul_macs(inp[0].shape[1])
+
     hooks = []
     for m in model.modules():
+        if hasattr(m, "matmul_macs"):
+            hooks.append(m.register_forward_hook(matmul_hook))
         if isinstance(m, (nn.Conv2d, nn.Conv3d)):
             hooks.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.RNNBase):

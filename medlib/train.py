@@ -77,8 +77,11 @@ def make_optimizer(params, name: str = "adamw", lr: float = 1e-3, weight_decay: 
     """AdamW (default), Adam, or SGD with Nesterov momentum 0.9, over `params`."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; valid choices: {', '.join(OPTIMIZERS)}")
-    if isinstance(params, nn.Module):
-        params = params.parameters()
+    if isinstance(params, nn.Module):  # a model may name parameters to spare from decay (ViT: norms, embeddings)
+        skip = params.no_weight_decay() if hasattr(params, "no_weight_decay") else set()
+        named = list(params.named_parameters())
+        params = [{"params": [p for n, p in named if n not in skip]},
+                  {"params": [p for n, p in named if n in skip], "weight_decay": 0.0}] if skip else [p for _, p in named]
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "adam":

@@ -214,3 +214,40 @@ def test_03_vae_step_by_hand_equals_vaestep():
         PairBatches(images, 32, seed=1))
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.allclose(p, q, atol=1e-6), name
+
+
+def test_07_attention_block_patches_and_rollout_by_hand_equal_pytorch_and_medlib():
+    import math
+
+    from medlib.models.vit import Block, PatchEmbed, attention_maps, rollout, vit
+
+    ns = definitions("07_vit.ipynb", "patchify", "attention_by_hand", "multi_head_by_hand", "block_by_hand",
+                     "rollout_by_hand", "drop_path_by_hand")
+    ns["math"] = math
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 28, 28)
+    pe = PatchEmbed(3, 16, 7, 28)
+    assert torch.allclose(ns["patchify"](x, 7) @ pe.proj.weight.flatten(1).T + pe.proj.bias, pe(x), atol=1e-5)
+    q, k, v = torch.randn(3, 2, 2, 9, 8).unbind(0)
+    assert torch.allclose(ns["attention_by_hand"](q, k, v)[0], F.scaled_dot_product_attention(q, k, v), atol=1e-5)
+    layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=True).eval()
+    blk = Block(32, 4, 2.0).load_from_torch_layer(layer).eval()
+    z = torch.randn(2, 10, 32)
+    with torch.no_grad():
+        assert torch.allclose(ns["block_by_hand"](z, blk), layer(z), atol=1e-5)
+        mha = nn.MultiheadAttention(32, 4, batch_first=True).eval()
+        blk.attn.qkv.weight.copy_(mha.in_proj_weight), blk.attn.qkv.bias.copy_(mha.in_proj_bias)
+        blk.attn.proj.weight.copy_(mha.out_proj.weight), blk.attn.proj.bias.copy_(mha.out_proj.bias)
+        assert torch.allclose(ns["multi_head_by_hand"](z, blk.attn.qkv, blk.attn.proj, 4)[0], mha(z, z, z)[0],
+                              atol=1e-5)
+    model = vit(1, 2, 28, dim=32, depth=3, heads=2)
+    att = attention_maps(model, torch.randn(3, 1, 28, 28))
+    assert torch.allclose(ns["rollout_by_hand"](att), rollout(att), atol=1e-5)
+    from torchvision.ops import StochasticDepth
+
+    t = torch.randn(16, 5, 4)
+    torch.manual_seed(3)
+    ours = ns["drop_path_by_hand"](t, 0.3)
+    torch.manual_seed(3)
+    assert torch.equal(ours, StochasticDepth(0.3, "row").train()(t))

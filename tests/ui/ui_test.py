@@ -49,6 +49,7 @@ CHAPTERS = {
     "02_rnn": True,  # medlib.viz.volumes.attention_explorer (section 9)
     "03_autoencoders": True,  # the denoising explorer (section 3): noise level and image sliders
     "05_unet": True,  # medlib.viz.segmentation.threshold_explorer (section 10)
+    "07_vit": True,  # medlib.viz.vit.attention_explorer (section 9): image, block, head
 }
 
 CHROMIUM = os.environ.get("MEDLIB_UI_CHROMIUM", "/usr/bin/chromium")

@@ -137,46 +137,43 @@ def seg_selection(path: Path) -> str:
     return "\n".join(lines)
 
 
-def volume_selection(path: Path) -> str:
+def _selection_table(path: Path, metrics: tuple[str, ...], extra: dict | None = None, note: str = "",
+                     chosen_extra=None) -> str:
+    """A selection's rule, one row per candidate (per dataset: mean ± std of each validation metric;
+    the score; `extra` columns {header: f(row)}; training seconds) and the decision."""
+    names = {"auc": "AUC", "acc": "ACC", "bacc": "bal. acc"}
     r = json.loads(path.read_text())
     d = r["decision"]
     if "table" not in d:
         return f"status: {d.get('status')}"
+    extra = extra or {}
     flags = list(next(iter(d["table"].values()))["per_dataset"])
     lines = [f"Rule: {' '.join(r['rule'].split())}", "",
-             "| candidate | " + " | ".join(f"{f}: val AUC / ACC / bal. acc" for f in flags) +
-             " | score | train (s, mean) | chosen |", "|---|" + "---|" * len(flags) + "---|---|---|"]
+             "| candidate | " + " | ".join(f"{f}: val {' / '.join(names[k] for k in metrics)}" for f in flags) +
+             " | score | " + "".join(f"{h} | " for h in extra) + "train (s, mean) | chosen |",
+             "|---|" + "---|" * len(flags) + "---|" * len(extra) + "---|---|---|"]
     for name, t in sorted(d["table"].items(), key=lambda kv: -kv[1]["score"]):
-        cells = " | ".join(" / ".join(_pm(t["per_dataset"][f][k]) for k in ("auc", "acc", "bacc")) for f in flags)
-        lines.append(f"| {name} | {cells} | {t['score']:.4f} | {t['train_seconds']:.0f} | "
-                     f"{'**yes**' if name == d.get('chosen') else ''} |")
+        cells = " | ".join(" / ".join(_pm(t["per_dataset"][f][k]) for k in metrics) for f in flags)
+        lines.append(f"| {name} | {cells} | {t['score']:.4f} | " + "".join(f"{fn(t)} | " for fn in extra.values()) +
+                     f"{t['train_seconds']:.0f} | {'**yes**' if name == d.get('chosen') else ''} |")
     m = r["machine"]
+    more = chosen_extra(d) if chosen_extra else ""
     lines += ["", f"2 seeds per candidate and dataset; {m['cpu']}, {m['logical_cores']} logical cores, "
-                  f"{m['torch_threads']} torch threads. Chosen: {d.get('chosen')} {json.dumps(d.get('recipe'))} "
-                  f"({d.get('status')})."]
+                  f"{m['torch_threads']} torch threads{note}. Chosen: {d.get('chosen')} {json.dumps(d.get('recipe'))}"
+                  f"{more} ({d.get('status')})."]
     return "\n".join(lines)
+
+
+def volume_selection(path: Path) -> str:
+    return _selection_table(path, ("auc", "acc", "bacc"))
 
 
 def vit_selection(path: Path) -> str:
-    r = json.loads(path.read_text())
-    d = r["decision"]
-    if "table" not in d:
-        return f"status: {d.get('status')}"
-    flags = list(next(iter(d["table"].values()))["per_dataset"])
-    lines = [f"Rule: {' '.join(r['rule'].split())}", "",
-             "| candidate | " + " | ".join(f"{f}: val AUC / ACC" for f in flags) +
-             " | score | score with flip TTA | MACs / image (M) | train (s, mean) | chosen |",
-             "|---|" + "---|" * len(flags) + "---|---|---|---|---|"]
-    for name, t in sorted(d["table"].items(), key=lambda kv: -kv[1]["score"]):
-        cells = " | ".join(" / ".join(_pm(t["per_dataset"][f][k]) for k in ("auc", "acc")) for f in flags)
-        lines.append(f"| {name} | {cells} | {t['score']:.4f} | {t['score_tta']:.4f} | {t.get('macs', 0) / 1e6:.1f} | "
-                     f"{t['train_seconds']:.0f} | "
-                     f"{'**yes**' if name == d.get('chosen') else ''} |")
-    m = r["machine"]
-    lines += ["", f"2 seeds per candidate and dataset; {m['cpu']}, {m['logical_cores']} logical cores, "
-                  f"{m['torch_threads']} torch threads (train seconds were measured while other work shared the CPU). "
-                  f"Chosen: {d.get('chosen')} {json.dumps(d.get('recipe'))}, flip TTA {d.get('tta')} ({d.get('status')})."]
-    return "\n".join(lines)
+    return _selection_table(path, ("auc", "acc"),
+                            {"score with flip TTA": lambda t: f"{t['score_tta']:.4f}",
+                             "MACs / image (M)": lambda t: f"{t.get('macs', 0) / 1e6:.1f}"},
+                            note=" (train seconds were measured while other work shared the CPU)",
+                            chosen_extra=lambda d: f", flip TTA {d.get('tta')}")
 
 
 def _mean_std(vals: list[float], digits: int = 3) -> str:

@@ -70,15 +70,7 @@ def one_run(flag: str, name: str, seed: int, data) -> dict:
 def decide(runs: list[dict], datasets: list[str]) -> dict:
     table = {}
     for name in CANDIDATES:
-        per = {}
-        for flag in datasets:
-            rs = [r for r in runs if r["candidate"] == name and r["dataset"] == flag]
-            if len(rs) >= 2:
-                per[flag] = {k: [float(np.mean([r["val"][k] for r in rs])), float(np.std([r["val"][k] for r in rs]))]
-                             for k in ("auc", "acc")}
-                per[flag]["score"] = float(np.mean([r["score"] for r in rs]))
-                per[flag]["score_tta"] = float(np.mean([r["score_tta"] for r in rs]))
-                per[flag]["train_seconds"] = float(np.mean([r["train_seconds"] for r in rs]))
+        per = common.per_dataset(runs, name, datasets, ("auc", "acc"), ("score", "score_tta", "train_seconds"))
         if len(per) == len(datasets):
             table[name] = {k: float(np.mean([p[k] for p in per.values()])) for k in ("score", "score_tta", "train_seconds")}
             table[name]["macs"] = next(r["macs"] for r in runs if r["candidate"] == name)
@@ -107,17 +99,10 @@ def main(argv=None) -> None:
         for flag in args.datasets:
             data = load(flag, 28)
             for name in CANDIDATES:
-                if any(r["candidate"] == name and r["seed"] == seed and r["dataset"] == flag for r in out["runs"]):
-                    continue
-                r = one_run(flag, name, seed, data)
-                out["runs"].append(r)
-                print(flag, name, seed, f"{r['train_seconds']:.0f}s", json.dumps(r["val"]), flush=True)
-                out["decision"] = decide(out["runs"], args.datasets)
-                common.write("vit_selection", out)
-    out["decision"] = decide(out["runs"], args.datasets)
-    common.finish(out["machine"])
-    print(json.dumps(out["decision"], indent=1))
-    print("wrote", common.write("vit_selection", out))
+                if not common.already_run(out, flag, name, seed):
+                    common.add_run(out, "vit_selection", one_run(flag, name, seed, data),
+                                   lambda runs: decide(runs, args.datasets))
+    common.conclude(out, "vit_selection", lambda runs: decide(runs, args.datasets))
 
 
 if __name__ == "__main__":

@@ -73,14 +73,7 @@ def one_run(flag: str, name: str, seed: int, data) -> dict:
 def decide(runs: list[dict], datasets: list[str]) -> dict:
     table = {}
     for name in CANDIDATES:
-        per = {}
-        for flag in datasets:
-            rs = [r for r in runs if r["candidate"] == name and r["dataset"] == flag]
-            if len(rs) >= 2:
-                per[flag] = {k: [float(np.mean([r["val"][k] for r in rs])), float(np.std([r["val"][k] for r in rs]))]
-                             for k in ("auc", "acc", "bacc")}
-                per[flag]["score"] = float(np.mean([r["score"] for r in rs]))
-                per[flag]["train_seconds"] = float(np.mean([r["train_seconds"] for r in rs]))
+        per = common.per_dataset(runs, name, datasets, ("auc", "acc", "bacc"))
         if len(per) == len(datasets):
             table[name] = {"score": float(np.mean([p["score"] for p in per.values()])),
                            "train_seconds": float(np.mean([p["train_seconds"] for p in per.values()])), "per_dataset": per}
@@ -118,18 +111,10 @@ def main(argv=None) -> None:
         data = load(flag, 28)
         for name in args.only or list(CANDIDATES):
             for seed in args.seeds:
-                if name in STOPPED or any(r["candidate"] == name and r["seed"] == seed and r["dataset"] == flag
-                                          for r in out["runs"]):
-                    continue
-                r = one_run(flag, name, seed, data)
-                out["runs"].append(r)
-                print(flag, name, seed, f"{r['train_seconds']:.0f}s", json.dumps(r["val"]), flush=True)
-                out["decision"] = decide(out["runs"], args.datasets)
-                common.write("volume_selection", out)
-    out["decision"] = decide(out["runs"], args.datasets)
-    common.finish(out["machine"])
-    print(json.dumps(out["decision"], indent=1))
-    print("wrote", common.write("volume_selection", out))
+                if name not in STOPPED and not common.already_run(out, flag, name, seed):
+                    common.add_run(out, "volume_selection", one_run(flag, name, seed, data),
+                                   lambda runs: decide(runs, args.datasets))
+    common.conclude(out, "volume_selection", lambda runs: decide(runs, args.datasets))
 
 
 if __name__ == "__main__":

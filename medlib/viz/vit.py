@@ -113,9 +113,9 @@ def bars(values: dict, errors: dict | None = None, ylabel: str = "", title: str 
 
 
 def attention_explorer(images, attentions: list, captions, grid: int, title: str = "attention of the class token"):
-    """images (N, C, S, S); attentions: per layer (N, heads, T, T). Pick an image, a layer and a
+    """images (N, C, S, S); attentions: per block (N, heads, T, T). Pick an image, a block and a
     head ("mean" averages them): the class token's attention over the patches. Headless: image 0,
-    the last layer, the mean over heads. See `medlib.widgets.live_figure`."""
+    the last block, the mean over heads. See `medlib.widgets.live_figure`."""
     from medlib.widgets import live_figure
 
     n_layers, n_heads = len(attentions), attentions[0].shape[1]
@@ -129,14 +129,14 @@ def attention_explorer(images, attentions: list, captions, grid: int, title: str
         axes[0].set_title(captions[index], fontsize=8)
         show_image(axes[1], images[index])
         axes[1].imshow(upsample(m, images.shape[-1])[0], cmap="jet", alpha=0.5)
-        axes[1].set_title(f"layer {layer}, head {head}", fontsize=8)
+        axes[1].set_title(f"block {layer}, head {head}", fontsize=8)
         fig.suptitle(title, fontsize=10)
         fig.tight_layout()
         return fig
 
     def controls(w):
         return {"index": w.IntSlider(value=0, min=0, max=len(images) - 1, description="image"),
-                "layer": w.IntSlider(value=n_layers, min=1, max=n_layers, description="layer"),
+                "layer": w.IntSlider(value=n_layers, min=1, max=n_layers, description="block"),
                 "head": w.Dropdown(options=["mean", *map(str, range(n_heads))], value="mean", description="head")}
 
     return live_figure(draw, {"index": 0, "layer": n_layers, "head": "mean"}, controls)

@@ -325,7 +325,12 @@ def vit_summary(records: dict[str, dict]) -> dict:
 
 
 def _ms(s: dict, digits: int = 3) -> str:
-    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+    """mean ± std, or the value alone for a single run."""
+    return f"{s['mean']:.{digits}f}" if s.get("n", 2) == 1 else f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def _over(seeds: list) -> str:
+    return f"one run (seed {seeds[0]}), indicative" if len(seeds) == 1 else f"mean ± std over seeds {seeds}"
 
 
 def vit_tables(records: dict[str, dict]) -> str:
@@ -335,8 +340,8 @@ def vit_tables(records: dict[str, dict]) -> str:
     from medlib.baselines import medmnist_baselines, medmnist_plus_baselines
 
     out = []
-    for flag, v in vit_summary(records).items():
-        out += [f"**{flag}** — test, mean ± std over seeds {v['seeds']} (`standard`, CPU; `medlib run` "
+    for flag, v in sorted(vit_summary(records).items(), key=lambda kv: -len(kv[1]["seeds"])):  # 3-seed sets first
+        out += [f"**{flag}** — test, {_over(v['seeds'])} (`standard`, CPU; `medlib run` "
                 f"{_ms(v['run_seconds'], 0) if v['run_seconds'] else '—'} s)", "",
                 "| model | AUC | ACC | parameters | MACs / image | train (s) |", "|---|---|---|---|---|---|"]
         for name in ("ResNet-18 (28)", "ResNet-50 (28)"):
@@ -350,20 +355,20 @@ def vit_tables(records: dict[str, dict]) -> str:
             out.append(f"| {label} | {_ms(m['auc'])} | {_ms(m['acc'])} | {m['params'] / 1e6:.2f} M | {m['macs'] / 1e6:.1f} M | "
                        f"{_ms(m['train_seconds'], 0)} |")
         fr = sorted({float(k.split("@")[1]) for k in v["hunger"]})
-        out += ["", f"Data hunger ({flag}): test AUC by share of the training split, mean ± std over seeds {v['seeds']}", "",
+        out += ["", f"Data hunger ({flag}): test AUC by share of the training split, {_over(v['seeds'])}", "",
                 "| share (images) | ViT | CNN | ViT − CNN (mean) |", "|---|---|---|---|"]
         for f in fr:
             a, c = v["hunger"][f"ViT@{f:g}"], v["hunger"][f"CNN@{f:g}"]
             out.append(f"| {f:g} ({a['n_train']}) | {_ms(a['auc'])} | {_ms(c['auc'])} | {a['auc']['mean'] - c['auc']['mean']:+.3f} |")
         if v["ablation"]:
             full = v["ablation"].get("full recipe", {}).get("val AUC", {}).get("mean")
-            out += ["", f"Ingredients left out ({flag}, ViT on the smallest share, **validation**), mean ± std over "
-                    f"seeds {v['seeds']}", "", "| variant | val AUC | val ACC | AUC change (mean) |", "|---|---|---|---|"]
+            out += ["", f"Ingredients left out ({flag}, ViT on the smallest share, **validation**), "
+                    f"{_over(v['seeds'])}", "", "| variant | val AUC | val ACC | AUC change (mean) |", "|---|---|---|---|"]
             for k, a in v["ablation"].items():
                 change = "" if full is None else f"{a['val AUC']['mean'] - full:+.3f}"
                 out.append(f"| {k} | {_ms(a['val AUC'])} | {_ms(a['val ACC'])} | {change} |")
         if v["patches"]:
-            out += ["", f"Patch size ({flag}, ViT on the smallest share, **validation**), mean ± std over seeds {v['seeds']}", "",
+            out += ["", f"Patch size ({flag}, ViT on the smallest share, **validation**), {_over(v['seeds'])}", "",
                     "| patch | tokens | parameters | MACs / image (M) | train images/s | train (s) | val AUC |",
                     "|---|---|---|---|---|---|---|"]
             for k, a in v["patches"].items():

@@ -17,6 +17,8 @@ import re
 import sys
 from pathlib import Path
 
+from medlib.report import METRICS
+
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 
@@ -86,10 +88,7 @@ def data_pipeline(path: Path) -> str:
 
 
 RESULTS_TTB: dict = {}  # results/time_to_baseline.json, read by main()
-SHOWN = {"01_cnn": ("auc", "acc"), "02_rnn": ("auc", "acc", "balanced_acc", "sensitivity", "specificity"),
-         "03_autoencoders": ("anomaly_auc", "supervised_auc", "denoise_psnr", "bm3d_psnr", "denoise_ssim", "bm3d_ssim"),
-         "05_unet": ("dice", "dice_pooled", "auc_pooled", "sens_pooled", "spec_pooled", "hd95"),
-         "07_vit": ("auc", "acc")}
+SHOWN = METRICS  # one home: medlib.report
 
 
 def recipe_selection(path: Path) -> str:

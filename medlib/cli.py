@@ -5,6 +5,8 @@
     medlib run all --profile smoke            every chapter (skips finished identical runs)
     medlib data                               which datasets are present and verified
     medlib leaderboard                        every recorded run as a table
+    medlib sweep sweeps/smoke.yaml --workers 2  a grid of runs, resumable, in parallel (or --scheduler)
+    medlib report runs/ --format html         mean ± std over seeds per configuration, beside the papers
 """
 
 from __future__ import annotations
@@ -23,9 +25,16 @@ from medlib import env, paths
 NOTEBOOKS = paths.REPO_ROOT / "notebooks"
 
 
+def notebooks_dir() -> Path:
+    """The chapters' folder: $MEDLIB_NOTEBOOKS (a course of your own, or the tests' tiny chapter)
+    or <repo>/notebooks."""
+    env_dir = os.environ.get("MEDLIB_NOTEBOOKS")
+    return Path(env_dir).expanduser().resolve() if env_dir else NOTEBOOKS
+
+
 def chapters() -> dict[str, Path]:
     """Chapter name -> notebook, e.g. '01_cnn' -> notebooks/01_cnn.ipynb."""
-    return {p.stem: p for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
+    return {p.stem: p for p in sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))}
 
 
 def find_chapter(name: str) -> tuple[str, Path]:
@@ -56,7 +65,7 @@ def parse_value(text: str):
 def _cmd_list(args) -> int:
     chs = chapters()
     if not chs:
-        print(f"no chapter notebooks found in {NOTEBOOKS}")
+        print(f"no chapter notebooks found in {notebooks_dir()}")
         return 1
     for name, nb in chs.items():
         print(name)
@@ -92,11 +101,12 @@ def kernel_manager_class():
     return IPCKernelManager
 
 
-def execute(nb: Path, out: Path, params: dict, cwd: Path = NOTEBOOKS, quiet: bool = False) -> None:
-    """Run a notebook with papermill (the `medlib run` way: IPC kernel, no progress bar)."""
+def execute(nb: Path, out: Path, params: dict, cwd: Path | None = None, quiet: bool = False) -> None:
+    """Run a notebook with papermill (the `medlib run` way: IPC kernel, no progress bar), in
+    the notebook's folder unless `cwd` says otherwise."""
     import papermill as pm
 
-    pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(cwd), progress_bar=False,
+    pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(cwd or nb.parent), progress_bar=False,
                         log_output=not quiet, kernel_manager_class=kernel_manager_class())
 
 
@@ -175,7 +185,7 @@ def run_chapter(chapter: str, raw_params: list[tuple[str, str]], profile: str | 
     os.environ["MEDLIB_RUNS"] = str(runs_root)  # the kernel sees the same runs folder (reuse=True looks there)
     # the kernel inherits this: spinning OpenMP threads slow PyTorch several-fold on a busy CPU
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    print(f"{chapter}: running {nb.relative_to(paths.REPO_ROOT)} with {params or 'defaults'} -> {run_dir}")
+    print(f"{chapter}: running {nb} with {params or 'defaults'} -> {run_dir}")
     t0 = time.perf_counter()
     try:
         execute(nb, out_nb, params, quiet=quiet)
@@ -265,6 +275,51 @@ def _cmd_leaderboard(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from medlib.sweep import GridError, Sweep, expand, load_grid
+
+    if args.workers < 1:
+        print("error: --workers must be 1 or more", file=sys.stderr)
+        return 2
+    try:
+        grid = load_grid(args.grid)
+        specs = expand(grid)
+    except GridError as e:
+        print(f"error: {args.grid}: {e}", file=sys.stderr)
+        return 2
+    sweep = Sweep(specs, paths.runs_dir(args.out), name=str(grid["name"]), workers=args.workers,
+                  scheduler=args.scheduler, grid_file=str(Path(args.grid).resolve()))
+    if args.dry_run:
+        plan = sweep.plan()
+        todo = sum(state != "done" for *_, state in plan)
+        print(f"sweep {grid['name']}: {len(plan)} runs, {todo} to run, {len(plan) - todo} already done "
+              f"(same parameters, same code) -> {sweep.root}")
+        for spec, rid, state in plan:
+            print(f"  {state:<7} {spec.chapter}/{rid}   {spec.describe()}")
+        return 0
+    where = (f"a Dask LocalCluster of {args.workers} worker(s)" if args.scheduler == "local" else
+             f"the Dask scheduler at {args.scheduler}") if args.scheduler else \
+        f"{args.workers} worker(s) here, {sweep.threads_per_run()} thread(s) each"
+    print(f"sweep {grid['name']}: {len(specs)} runs on {where} -> {sweep.root}")
+    return sweep.run(progress=not args.no_progress)
+
+
+def _cmd_report(args) -> int:
+    from medlib.report import build_report
+
+    try:
+        text, path = build_report(args.runs_dir, fmt=args.format, out=args.out, split=args.split,
+                                  across_code=args.across_code)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if path is None:
+        print(text)
+    else:
+        print(f"report written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="medlib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -290,6 +345,25 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--chapter")
     lb.add_argument("--all", action="store_true", help="also CI bounds and per-image/pooled variants")
     lb.set_defaults(fn=_cmd_leaderboard)
+    sw = sub.add_parser("sweep", help="run a grid of chapters x parameters x seeds (resumable, parallel)")
+    sw.add_argument("grid", help="a grid file, e.g. sweeps/smoke.yaml")
+    sw.add_argument("--out", help="runs directory (default: $MEDLIB_RUNS or <repo>/runs)")
+    sw.add_argument("--workers", type=int, default=1,
+                    help="runs at once here (the CPU threads are split between them); with "
+                         "--scheduler local, the LocalCluster's worker processes")
+    sw.add_argument("--scheduler", help="a Dask scheduler address (tcp://host:8786), or 'local' for a LocalCluster here")
+    sw.add_argument("--dry-run", action="store_true", help="list the runs and which are already done; run nothing")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar (one line per finished run stays)")
+    sw.set_defaults(fn=_cmd_sweep)
+    rp = sub.add_parser("report", help="mean ± std over seeds per configuration, beside the published baselines")
+    rp.add_argument("runs_dir", nargs="?", help="a runs directory, or a folder of results.json records "
+                                                 "(default: $MEDLIB_RUNS or <repo>/runs)")
+    rp.add_argument("--format", choices=["md", "html"], default="md")
+    rp.add_argument("--out", help="write here (default: print Markdown; HTML goes to <runs_dir>/report.html)")
+    rp.add_argument("--split", default="test")
+    rp.add_argument("--across-code", action="store_true",
+                    help="average runs of different code versions together (each row then says how many)")
+    rp.set_defaults(fn=_cmd_report)
     return ap
 
 

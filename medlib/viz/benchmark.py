@@ -1,0 +1,123 @@
+"""Figures of a benchmark report (chapter 10, `medlib report --format html`): bars with error
+bars and every seed as a dot, published rows as dashed lines; accuracy against cost."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _label(row, varying: list[str]) -> str:
+    s = json.loads(row["settings"])
+    extra = ", ".join(f"{k}={s.get(k, 'default')}" for k in varying)
+    size = "" if row["size"] != row["size"] or row["size"] in (None, 28) else f" {int(row['size'])} px"
+    return f"{row['dataset']}{size}\n{row['model'] or ''}{(' ' + extra) if extra else ''}\n{row['profile']} · n={row['n']}"
+
+
+def bars(table, chapter: str, metric: str | None = None, ax=None):
+    """One bar per configuration: mean over seeds, ± std, each seed a dot; the MedMNIST v2
+    ResNet-18 or DRIVE U-Net row of each dataset as a dashed line. None when nothing to draw."""
+    from medlib.report import _varying_settings, baselines
+
+    metric = metric or table.attrs["metrics"][0]
+    if f"{metric}_mean" not in table or table[f"{metric}_mean"].isna().all():
+        return None
+    varying = _varying_settings(table)
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(4.5, 1.25 * len(table) + 1.5), 3.6))
+    x = np.arange(len(table))
+    colours = {d: plt.cm.tab10(i % 10) for i, d in enumerate(dict.fromkeys(table["dataset"]))}
+    ax.bar(x, table[f"{metric}_mean"], yerr=table[f"{metric}_std"].where(table["n"] > 1), capsize=4,
+           color=[colours[d] for d in table["dataset"]], alpha=0.55, edgecolor="k", linewidth=0.6)
+    for i, vals in enumerate(table[f"{metric}_values"]):
+        ax.scatter(np.full(len(vals), x[i]) + np.linspace(-0.15, 0.15, len(vals)) * (len(vals) > 1), vals,
+                   s=14, color="k", zorder=3)
+    labelled = set()
+    for d in colours:
+        idx = np.flatnonzero(table["dataset"].to_numpy() == d)
+        rows = baselines(chapter, d, table["size"].iloc[idx[0]], [metric])
+        for j, (name, vals) in enumerate(list(rows.items())[:1]):
+            if metric in vals:
+                lab = name if name not in labelled else None
+                labelled.add(name)
+                ax.hlines(vals[metric], idx[0] - 0.45, idx[-1] + 0.45, colors="k", linestyles="--", linewidth=1,
+                          label=lab, zorder=4 + j)
+    ax.set_xticks(x, [_label(r, varying) for _, r in table.iterrows()], fontsize=7.5)
+    means = table[f"{metric}_mean"].dropna()
+    lo = min(means.min(), *(v for vs in table[f"{metric}_values"] for v in vs))
+    hi = max(means.max(), *(v for vs in table[f"{metric}_values"] for v in vs))
+    if metric not in ("hd95",) and hi <= 1.0:
+        ax.set_ylim(max(0.0, lo - 0.15 * (hi - lo + 0.05)), min(1.0, hi + 0.15 * (hi - lo + 0.05)))
+    ax.set_ylabel(metric)
+    ax.set_title(f"{chapter}: {metric} (mean ± std over seeds; dots: runs)", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    if labelled:
+        ax.legend(fontsize=7, loc="lower right")
+    if fig is not None:
+        fig.tight_layout()
+    return fig
+
+
+def cost_plot(tables: dict, metric: str = "auc", cost: str = "run_seconds"):
+    """Every configuration with `metric`: test score against `medlib run` seconds (log scale),
+    one panel per dataset, the Pareto front (no cheaper configuration scores higher) as a
+    dotted line. `smoke` runs are left out when any other profile is present (they are
+    tests, not results). None when no table has both."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    pts = []
+    for chapter, t in tables.items():
+        if f"{metric}_mean" not in t or f"{cost}_mean" not in t:
+            continue
+        for _, r in t.iterrows():
+            if np.isfinite(r[f"{metric}_mean"]) and np.isfinite(r[f"{cost}_mean"]):
+                pts.append((r["dataset"], chapter, r["model"] or "", r["profile"], r[f"{cost}_mean"],
+                            r[f"{cost}_std"], r[f"{metric}_mean"], r[f"{metric}_std"], r["n"]))
+    if any(p[3] != "smoke" for p in pts):
+        pts = [p for p in pts if p[3] != "smoke"]
+    if not pts:
+        return None
+    datasets = list(dict.fromkeys(p[0] for p in pts))[:9]
+    ncol = min(3, len(datasets))
+    nrow = -(-len(datasets) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.5 * nrow), squeeze=False)
+    markers = {ch: m for ch, m in zip(dict.fromkeys(p[1] for p in pts), "osD^v<>p*")}
+    colours = {ch: plt.cm.tab10(i) for i, ch in enumerate(markers)}
+    for ax, d in zip(axes.flat, datasets):
+        mine = sorted((p for p in pts if p[0] == d), key=lambda p: p[4])
+        for _, ch, model, prof, c, cs, v, vs, n in mine:
+            ax.errorbar(c, v, xerr=cs if n > 1 else None, yerr=vs if n > 1 else None, fmt=markers[ch],
+                        color=colours[ch], capsize=3, markersize=7,
+                        label=f"{ch}{(' ' + model) if model and model != ch else ''} ({prof}, n={n})")
+        front, best = [], -np.inf
+        for p in mine:
+            if p[6] > best:
+                front.append(p)
+                best = p[6]
+        if len(front) > 1:
+            ax.plot([p[4] for p in front], [p[6] for p in front], "k:", linewidth=1, label="Pareto front")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        xs = [p[4] for p in mine]
+        ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
+        lo = min(p[6] - (p[7] if p[8] > 1 else 0) for p in mine)
+        hi = max(p[6] + (p[7] if p[8] > 1 else 0) for p in mine)
+        pad = max(0.01, 0.15 * (hi - lo))
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xlabel(f"{cost.replace('_', ' ')} (log scale)")
+        ax.set_ylabel(f"test {metric}")
+        ax.set_title(d, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in list(axes.flat)[len(datasets):]:
+        ax.set_visible(False)
+    profiles = ", ".join(sorted({p[3] for p in pts}))
+    fig.suptitle(f"Accuracy against cost ({profiles}): test {metric} vs {cost.replace('_', ' ')}, "
+                 "mean ± std over seeds", fontsize=10)
+    fig.tight_layout()
+    return fig

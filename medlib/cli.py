@@ -368,6 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # jsonschema (under papermill's nbformat) compiles an RFC 3987 IRI grammar when the optional
+    # rfc3987-syntax package is installed: 4-5 s per process on a 2-core machine, for a string
+    # format no notebook schema uses. Without it jsonschema skips that one format check. A sweep
+    # starts one `medlib run` per run, so this is paid per run.
+    sys.modules.setdefault("rfc3987_syntax", None)
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)

@@ -111,8 +111,9 @@ CONFIG = ["chapter", "dataset", "size", "model", "settings", "profile", "device"
 def summarise(frame, across_code: bool = False):
     """Mean, std and n over seeds per configuration (and code version unless `across_code`).
 
-    Returns {chapter: DataFrame} with columns CONFIG, code, n, seeds, <metric>_mean,
-    <metric>_std for the chapter's metrics, run_seconds_mean, model_params."""
+    Returns {chapter: DataFrame} with columns CONFIG, code_key (unless `across_code`), code,
+    n_code, n, seeds, <metric>_mean, <metric>_std and <metric>_values for the chapter's
+    metrics, run_seconds_mean/std, model_params and the records' sources."""
     import pandas as pd
 
     out = {}
@@ -136,8 +137,9 @@ def summarise(frame, across_code: bool = False):
                 row[f"{m}_std"] = v.std() if len(v) else np.nan
                 row[f"{m}_values"] = v.tolist()
             row["model_params"] = g["model_params"].dropna().max() if g["model_params"].notna().any() else np.nan
+            row["sources"] = g["source"].tolist()
             rows.append(row)
-        table = pd.DataFrame(rows).drop(columns=["code_key"], errors="ignore")
+        table = pd.DataFrame(rows)
         table["size"] = table["size"].replace(-1, np.nan)
         table.attrs["metrics"] = metrics
         out[chapter] = table
@@ -311,3 +313,43 @@ def build_report(root=None, fmt: str = "md", out=None, split: str = "test", acro
         atomic_write(path, lambda tmp: Path(tmp).write_text(text))
         path.chmod(0o644)  # a page to share, not a private record
     return text, path
+
+
+def default_source(runs_dir=None) -> Path:
+    """Where chapter 10 reads records: `runs_dir` if given; else the runs folder when it holds a
+    run of another chapter; else the suite's committed evidence, bench/results/runs."""
+    if runs_dir is not None:
+        return Path(runs_dir).expanduser().resolve()
+    here = paths.runs_dir()
+    if here.is_dir() and any(r["chapter"] != "10_benchmark" for r in load_records(here)):
+        return here
+    return paths.REPO_ROOT / "bench" / "results" / "runs"
+
+
+def auc_mann_whitney(y, scores) -> np.ndarray:
+    """AUC as the Mann-Whitney statistic, over the last axis: (..., n) scores, (n,) 0/1 labels."""
+    from scipy.stats import rankdata
+
+    pos = np.asarray(y).astype(bool)
+    n_pos, n_neg = pos.sum(), (~pos).sum()
+    ranks = rankdata(scores, axis=-1)
+    return (ranks[..., pos].sum(-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def best_of_k(n_neg: int, n_pos: int, true_auc: float, ks=(1, 2, 5, 10, 20), repeats: int = 200, seed: int = 0):
+    """The winner's curse, simulated (chapter 10): k equally good classifiers (binormal scores,
+    negatives N(0, 1), positives N(d, 1), AUC = Phi(d / sqrt 2)) on one test set; the best test
+    AUC of k, over `repeats` draws. Returns (table, aucs of shape (repeats, max k))."""
+    import pandas as pd
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.zeros(n_neg), np.ones(n_pos)]
+    d = np.sqrt(2) * norm.ppf(true_auc)
+    aucs = auc_mann_whitney(y, rng.standard_normal((repeats, max(ks), y.size)) + d * y)
+    best = {k: aucs[:, :k].max(1) for k in ks}
+    table = pd.DataFrame({"k tried on test": list(ks),
+                          "mean reported AUC": [best[k].mean() for k in ks],
+                          "optimism": [best[k].mean() - true_auc for k in ks],
+                          "P(reported > truth + 0.01)": [(best[k] > true_auc + 0.01).mean() for k in ks]})
+    return table, aucs

@@ -190,7 +190,7 @@ def _checked(chapter: str, nb: Path, params: dict, profile, problems: list) -> R
         check(chapter, {**params, **({"profile": profile} if profile else {})},
               {k: parse_value(v["default"]) for k, v in valid.items()})
     except ValueError as e:
-        problems.append(f"{chapter} {params}: {e}")
+        problems.append(f"{chapter}: {e}")  # the same problem for every seed is listed once
         return None
     return RunSpec(chapter, tuple(sorted(params.items())), profile)
 

@@ -82,3 +82,34 @@ def test_flat_record_folders_and_bad_input(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "medlib sweep sweeps/smoke.yaml" in capsys.readouterr().err
+
+
+def test_mann_whitney_auc_and_the_winners_curse():
+    from sklearn.metrics import roc_auc_score
+
+    from medlib.report import auc_mann_whitney, best_of_k
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    s = rng.normal(size=(4, 300)) + y
+    s[0, :10] = 0.0  # ties
+    assert np.allclose(auc_mann_whitney(y, s), [roc_auc_score(y, row) for row in s], atol=1e-12)
+    table, aucs = best_of_k(114, 42, 0.9, ks=(1, 5, 20), repeats=300, seed=1)
+    assert aucs.shape == (300, 20)
+    assert abs(table["optimism"].iloc[0]) < 0.005  # one configuration: unbiased
+    assert table["optimism"].is_monotonic_increasing and table["optimism"].iloc[-1] > 0.02  # best of 20: optimistic
+    same, _ = best_of_k(114, 42, 0.9, ks=(1, 5, 20), repeats=300, seed=1)
+    assert same.equals(table)
+
+
+def test_default_source_prefers_runs_here(tmp_path, monkeypatch):
+    from medlib import paths
+    from medlib.report import default_source
+
+    monkeypatch.setenv("MEDLIB_RUNS", str(tmp_path / "runs"))
+    assert default_source() == paths.REPO_ROOT / "bench" / "results" / "runs"  # nothing ran here yet
+    _record(tmp_path / "runs", "x", 0, 0.9, chapter="10_benchmark")
+    assert default_source() == paths.REPO_ROOT / "bench" / "results" / "runs"  # a report is not a run to report
+    _record(tmp_path / "runs", "y", 0, 0.9)
+    assert default_source() == tmp_path / "runs"
+    assert default_source(tmp_path / "elsewhere") == (tmp_path / "elsewhere").resolve()

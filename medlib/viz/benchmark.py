@@ -11,9 +11,9 @@ import numpy as np
 
 def _label(row, varying: list[str]) -> str:
     s = json.loads(row["settings"])
-    extra = ", ".join(f"{k}={s.get(k, 'default')}" for k in varying)
     size = "" if row["size"] != row["size"] or row["size"] in (None, 28) else f" {int(row['size'])} px"
-    return f"{row['dataset']}{size}\n{row['model'] or ''}{(' ' + extra) if extra else ''}\n{row['profile']} · n={row['n']}"
+    lines = [f"{row['dataset']}{size}", row["model"] or ""] + [f"{k}={s.get(k, 'default')}" for k in varying]
+    return "\n".join([ln for ln in lines if ln] + [f"{row['profile']} · n={row['n']}"])
 
 
 def bars(table, chapter: str, metric: str | None = None, ax=None):
@@ -27,7 +27,7 @@ def bars(table, chapter: str, metric: str | None = None, ax=None):
     varying = _varying_settings(table)
     fig = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(max(4.5, 1.25 * len(table) + 1.5), 3.6))
+        fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(table) + 1.5), 3.4 + 0.25 * len(varying)))
     x = np.arange(len(table))
     colours = {d: plt.cm.tab10(i % 10) for i, d in enumerate(dict.fromkeys(table["dataset"]))}
     ax.bar(x, table[f"{metric}_mean"], yerr=table[f"{metric}_std"].where(table["n"] > 1), capsize=4,

@@ -420,6 +420,24 @@ def seg_speed(path: Path) -> str:
     ])
 
 
+def sweep_smoke(path: Path) -> str:
+    r = json.loads(path.read_text())
+    m = r["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['logical_cores']} logical cores; load average {m['loadavg_start'][0]:.1f} -> "
+             f"{m.get('loadavg_end', [float('nan')])[0]:.1f}. Grid `{r['grid']}`, each mode into a fresh folder.", "",
+             "| mode | threads per run | wall (s) | speed-up vs 1 worker | runs ok / failed | sum of run times (s) | "
+             "slowest run (s) |", "|---|---|---|---|---|---|---|"]
+    for name, x in r["modes"].items():
+        secs = [v for v in x["run_seconds"].values() if v is not None]
+        lines.append(f"| {name} | {x.get('threads_per_run') or '1 (one task slot per worker)'} | {x['wall_seconds']:.0f} | "
+                     f"{r['speedup_vs_1_worker'][name]:.2f}× | {x['counts']['ok']} / {x['counts']['failed']} | "
+                     f"{sum(secs):.0f} | {max(secs):.0f} |")
+    diffs = ", ".join(f"{k}: {'—' if v is None else f'{v:.2g}'}" for k, v in r["max_abs_metric_difference"].items())
+    lines += ["", f"Same set of finished runs (run ids) in every mode: {'yes' if r['same_runs'] else '**no**'}. "
+              f"Largest difference of a headline metric between modes: {diffs}."]
+    return "\n".join(lines)
+
+
 def _value(record: dict, metric: str):
     test = (record.get("metrics") or {}).get("test") or {}
     return test.get(metric, record.get(metric))
@@ -513,7 +531,7 @@ def main(argv=None, root: Path = BENCH) -> int:
     for name, fn in (("recipe_selection", recipe_selection), ("drive_selection", seg_selection),
                      ("dsb2018_96_selection", seg_selection), ("volume_selection", volume_selection),
                      ("time_to_baseline", time_to_baseline), ("data_pipeline", data_pipeline),
-                     ("seg_speed", seg_speed), ("vit_selection", vit_selection)):
+                     ("seg_speed", seg_speed), ("vit_selection", vit_selection), ("sweep_smoke", sweep_smoke)):
         p = results / f"{name}.json"
         if p.exists():
             print(f"## {name}\n\n{fn(p)}\n")

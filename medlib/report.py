@@ -228,6 +228,9 @@ def _notes(frame, tables, across_code: bool) -> list[str]:
     singles = sum(int((t["n"] == 1).sum()) for t in tables.values())
     if singles:
         notes.append(f"{singles} row(s) rest on a single run: a number without ± is one seed, not a mean.")
+    if len(frame) and (frame["profile"] == "smoke").any():
+        notes.append("`smoke` rows train on tiny subsets for one or two epochs: they show that the code runs; "
+                     "their numbers are not results and are not comparable with the paper rows.")
     skipped = sorted(set(frame["chapter"]) - set(tables)) if len(frame) else []
     if skipped:
         why = [f"{c} ({NOT_BENCHMARKS.get(c, 'no numeric metric on this split')})" for c in skipped]

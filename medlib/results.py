@@ -80,6 +80,8 @@ def leaderboard(root=None, split: str = "test", chapter: str | None = None):
     for r in load_results(root):
         if chapter and r.get("chapter") != chapter:
             continue
+        if not (r.get("metrics") or {}).get(split):  # a report (chapter 10) measures no model
+            continue
         row = {k: r.get(k) for k in ("chapter", "dataset", "size", "model", "profile", "seed")}
         row.update({k: v for k, v in ((r.get("metrics") or {}).get(split) or {}).items() if not isinstance(v, dict)})
         row.update({k: r.get(k) for k in ("model_params", "train_seconds", "images_per_s", "device")})

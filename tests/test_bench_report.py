@@ -120,3 +120,12 @@ def test_chapter_03_denoising_and_anomaly_tables_aggregate_seeds(tmp_path):
     assert "| kNN | 0.805 ± 0.005 | 0.770–0.840 | 0.700 ± 0.000 | 0.900 ± 0.000 |" in out.stdout
     assert "| supervised | 0.960 ± 0.000 | 0.940–0.970 | — | — |" in out.stdout
     assert "| 1% (47 images) | 0.900 ± 0.000 | 0.850 ± 0.050 |" in out.stdout
+
+
+def test_the_sweep_wall_time_table_reads_its_record(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import report
+
+    text = report.sweep_smoke(ROOT / "bench" / "results" / "sweep_smoke.json")
+    assert "| 1 worker |" in text and "| 2 workers |" in text and "| Dask LocalCluster, 2 workers |" in text
+    assert "in every mode: yes" in text

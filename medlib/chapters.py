@@ -1,12 +1,57 @@
-"""The parameters each chapter accepts, in one place. A notebook passes `spec(chapter)` to
-`medlib.setup`; `medlib run` calls `check(chapter, ...)` before starting a kernel, so a bad
-value costs no kernel start and reads as one line."""
+"""The chapters and the parameters each accepts, in one place: where the notebooks are, their
+`parameters` cells (read by papermill), and each chapter's valid datasets, models and choices.
+A notebook passes `spec(chapter)` to `medlib.setup`; `medlib run` and `medlib sweep` call
+`check(chapter, ...)` before starting a kernel, so a bad value costs no kernel start and reads
+as one line."""
 
 from __future__ import annotations
 
+import ast
+import os
+from pathlib import Path
 from typing import Any
 
-from medlib.config import validate
+from medlib import paths
+
+NOTEBOOKS = paths.REPO_ROOT / "notebooks"
+
+
+def notebooks_dir() -> Path:
+    """The chapters' folder: $MEDLIB_NOTEBOOKS (a course of your own, or the tests' tiny chapter)
+    or <repo>/notebooks."""
+    env_dir = os.environ.get("MEDLIB_NOTEBOOKS")
+    return Path(env_dir).expanduser().resolve() if env_dir else NOTEBOOKS
+
+
+def notebooks() -> dict[str, Path]:
+    """Chapter name -> notebook, e.g. '01_cnn' -> notebooks/01_cnn.ipynb."""
+    return {p.stem: p for p in sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))}
+
+
+def find_chapter(name: str) -> tuple[str, Path]:
+    """'01', 'cnn' or '01_cnn' -> ('01_cnn', its notebook); ValueError naming the valid ones."""
+    chs = notebooks()
+    if name in chs:
+        return name, chs[name]
+    matches = [c for c in chs if c.startswith(name + "_") or c.split("_", 1)[1] == name]
+    if len(matches) == 1:
+        return matches[0], chs[matches[0]]
+    raise ValueError(f"unknown chapter {name!r}; valid chapters: {', '.join(chs) or '(none found)'}")
+
+
+def notebook_parameters(nb: Path) -> dict[str, dict]:
+    """The `parameters` cell of a notebook, read by papermill: {name: {default, type, help}}."""
+    import papermill as pm
+
+    return {p["name"]: p for p in pm.inspect_notebook(str(nb)).values()}
+
+
+def parse_value(text: str):
+    """'3' -> 3, '0.1' -> 0.1, 'None' -> None, 'True' -> True, anything else -> the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def _data_tour() -> dict:
@@ -84,6 +129,8 @@ def check(chapter: str, params: dict, defaults: dict) -> None:
                 and not isinstance(value, (int, float))) or (isinstance(default, str) and not isinstance(value, str)):
             raise ValueError(f"{name} must be a {_type_name(default)} like its default {default!r}, "
                              f"got {value!r} ({_type_name(value)})")
+    from medlib.config import validate  # torch comes with it: only when a value is checked
+
     given = {k: v for k, v in {**defaults, **params}.items() if v is not None}  # the defaults fill in
     rest = {k: v for k, v in given.items() if k not in ("profile", "seed", "epochs", "device")}
     validate(given.get("profile"), given.get("seed", 0), given.get("epochs"), given.get("device", "auto"), rest,

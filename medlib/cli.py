@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import sys
@@ -20,46 +19,18 @@ import time
 import uuid
 from pathlib import Path
 
+from medlib import chapters as chapters_mod
 from medlib import env, paths
-
-NOTEBOOKS = paths.REPO_ROOT / "notebooks"
-
-
-def notebooks_dir() -> Path:
-    """The chapters' folder: $MEDLIB_NOTEBOOKS (a course of your own, or the tests' tiny chapter)
-    or <repo>/notebooks."""
-    env_dir = os.environ.get("MEDLIB_NOTEBOOKS")
-    return Path(env_dir).expanduser().resolve() if env_dir else NOTEBOOKS
-
-
-def chapters() -> dict[str, Path]:
-    """Chapter name -> notebook, e.g. '01_cnn' -> notebooks/01_cnn.ipynb."""
-    return {p.stem: p for p in sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))}
+from medlib.chapters import notebook_parameters, notebooks_dir, parse_value
+from medlib.chapters import notebooks as chapters
 
 
 def find_chapter(name: str) -> tuple[str, Path]:
-    chs = chapters()
-    if name in chs:
-        return name, chs[name]
-    matches = [c for c in chs if c.startswith(name + "_") or c.split("_", 1)[1] == name]
-    if len(matches) == 1:
-        return matches[0], chs[matches[0]]
-    raise SystemExit(f"error: unknown chapter {name!r}; valid chapters: {', '.join(chs) or '(none found)'}")
-
-
-def notebook_parameters(nb: Path) -> dict[str, dict]:
-    """The `parameters` cell of a notebook, read by papermill: {name: {default, type, help}}."""
-    import papermill as pm
-
-    return {p["name"]: p for p in pm.inspect_notebook(str(nb)).values()}
-
-
-def parse_value(text: str):
-    """'3' -> 3, '0.1' -> 0.1, 'None' -> None, 'True' -> True, anything else -> the string."""
+    """`chapters.find_chapter`, as the command line reports it: an error line and exit."""
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+        return chapters_mod.find_chapter(name)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 def _cmd_list(args) -> int:
@@ -281,6 +252,12 @@ def _cmd_sweep(args) -> int:
     if args.workers < 1:
         print("error: --workers must be 1 or more", file=sys.stderr)
         return 2
+    if args.scheduler:
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            print("error: --scheduler needs Dask distributed: pip install -e '.[cluster]'", file=sys.stderr)
+            return 2
     try:
         grid = load_grid(args.grid)
         specs = expand(grid)

@@ -161,6 +161,21 @@ def baselines(chapter: str, dataset: str, size, metrics: list[str]) -> dict[str,
     return rows
 
 
+def bars_figure(table, chapter: str, metric: str | None = None, ax=None):
+    """A chapter's summary as bars (medlib.viz.benchmark.bars), with its first published row
+    per dataset as a line. None when there is nothing to draw."""
+    from medlib.viz.benchmark import bars
+
+    metric = metric or table.attrs["metrics"][0]
+    refs = {}
+    for d, part in table.groupby("dataset", sort=False):
+        rows = [(name, v[metric]) for name, v in baselines(chapter, d, part["size"].iloc[0], [metric]).items()
+                if metric in v]
+        if rows:
+            refs[d] = rows[0]
+    return bars(table, chapter, metric, _varying_settings(table), refs, ax=ax)
+
+
 def _cell(mean, std, n, digits=3) -> str:
     if mean is None or np.isnan(mean):
         return "—"
@@ -263,7 +278,7 @@ def _png(fig) -> str:
 
 def html_page(frame, tables, root, split: str = "test", across_code: bool = False) -> str:
     """One self-contained page: the notes, per chapter a bar chart and the table, then accuracy vs cost."""
-    from medlib.viz.benchmark import bars, cost_plot
+    from medlib.viz.benchmark import cost_plot
 
     style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px}"
@@ -276,7 +291,7 @@ def html_page(frame, tables, root, split: str = "test", across_code: bool = Fals
     for chapter, table in tables.items():
         shown = display_table(table, chapter)
         parts.append(f"<h2>{html.escape(chapter)}</h2>")
-        fig = bars(table, chapter)
+        fig = bars_figure(table, chapter)
         if fig is not None:
             parts.append(f"<img alt='{html.escape(chapter)} bars' src='data:image/png;base64,{_png(fig)}'>")
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)

@@ -116,8 +116,8 @@ def present_datasets(chapter: str, size: int | None = None) -> list[str]:
 
 def expand(grid: dict) -> list[RunSpec]:
     """The grid's runs, in order, without duplicates. Raises GridError listing every problem."""
-    from medlib.cli import chapters as known_chapters
-    from medlib.cli import find_chapter
+    from medlib.chapters import find_chapter
+    from medlib.chapters import notebooks as known_chapters
 
     problems = [f"unknown key {k!r} (valid: {', '.join(GRID_KEYS)})" for k in grid if k not in GRID_KEYS]
     seeds = _as_list(grid.get("seeds", [None]))
@@ -155,7 +155,7 @@ def expand(grid: dict) -> list[RunSpec]:
     for ch, params, block in combos:
         try:
             name, nb = find_chapter(str(ch))
-        except SystemExit:
+        except ValueError:
             problems.append(f"unknown chapter {ch!r}; valid chapters: {', '.join(valid_chapters)}")
             continue
         expanded = present_datasets(name, params.get("size")) if params.get("dataset") == PRESENT else [None]
@@ -173,8 +173,7 @@ def expand(grid: dict) -> list[RunSpec]:
 
 
 def _checked(chapter: str, nb: Path, params: dict, profile, problems: list) -> RunSpec | None:
-    from medlib.chapters import check
-    from medlib.cli import notebook_parameters, parse_value
+    from medlib.chapters import check, notebook_parameters, parse_value
 
     valid = notebook_parameters(nb)
     params = {k: v for k, v in params.items() if not (k == "seed" and v is None)}
@@ -399,9 +398,10 @@ class Sweep:
                     bar.note(f"waiting for another sweep's run {o['chapter']}/{o['run_id']}")
                     spec = next(s for s, rid, _ in plan if rid == o["run_id"] and s.chapter == o["chapter"])
                     self._record(pool.submit(execute_one, spec, o["run_id"], str(self.root), threads, True).result(), bar)
-            except BaseException:
+            except BaseException:  # stop the runs now, or leaving the pool would wait for them to finish
                 for f in futures:
                     f.cancel()
+                _stop_children()
                 raise
 
     def _run_dask(self, plan, bar) -> None:

@@ -140,6 +140,23 @@ def test_sweep_runs_in_parallel_records_a_failure_and_resumes(mini_sweep):
     assert dry.returncode == 0 and "3 runs, 1 to run, 2 already done" in dry.stdout
 
 
+def test_sigterm_to_the_sweep_alone_stops_its_runs_at_once(tiny, tmp_path):
+    grid = _grid(tmp_path, "profile: smoke\nchapters:\n  90_tiny: {sleep: [60.0]}\n")
+    out = tmp_path / "runs"
+    p = _sweep(grid, out, wait=False)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("90_tiny/*/started.txt")):
+        time.sleep(0.2)
+    t0 = time.time()
+    p.send_signal(signal.SIGTERM)  # the sweep's process only: it must stop its runs, not wait 60 s for them
+    p.wait(timeout=40)
+    assert p.returncode == 143 and time.time() - t0 < 30
+    (run,) = [d for d in (out / "90_tiny").iterdir() if d.is_dir()]
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    assert not (run / "results.json").exists()
+    assert json.loads(next((out / "_sweeps").glob("*.json")).read_text())["status"] == "interrupted"
+
+
 def test_dask_local_cluster_gives_the_same_results(mini_sweep, tmp_path):
     pytest.importorskip("distributed")
     grid, here, _ = mini_sweep

@@ -16,15 +16,12 @@ def _label(row, varying: list[str]) -> str:
     return "\n".join([ln for ln in lines if ln] + [f"{row['profile']} · n={row['n']}"])
 
 
-def bars(table, chapter: str, metric: str | None = None, ax=None):
-    """One bar per configuration: mean over seeds, ± std, each seed a dot; the MedMNIST v2
-    ResNet-18 or DRIVE U-Net row of each dataset as a dashed line. None when nothing to draw."""
-    from medlib.report import _varying_settings, baselines
-
-    metric = metric or table.attrs["metrics"][0]
+def bars(table, title: str, metric: str, varying: list[str], refs: dict, ax=None):
+    """One bar per configuration (a `medlib.report.summarise` table): mean over seeds, ± std, each
+    run a dot; `refs` {dataset: (name, value)}: a published row per dataset as a dashed line;
+    `varying`: the settings that tell rows apart. None when there is nothing to draw."""
     if f"{metric}_mean" not in table or table[f"{metric}_mean"].isna().all():
         return None
-    varying = _varying_settings(table)
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(table) + 1.5), 3.4 + 0.25 * len(varying)))
@@ -37,14 +34,13 @@ def bars(table, chapter: str, metric: str | None = None, ax=None):
                    s=14, color="k", zorder=3)
     labelled = set()
     for d in colours:
+        if d not in refs:
+            continue
         idx = np.flatnonzero(table["dataset"].to_numpy() == d)
-        rows = baselines(chapter, d, table["size"].iloc[idx[0]], [metric])
-        for j, (name, vals) in enumerate(list(rows.items())[:1]):
-            if metric in vals:
-                lab = name if name not in labelled else None
-                labelled.add(name)
-                ax.hlines(vals[metric], idx[0] - 0.45, idx[-1] + 0.45, colors="k", linestyles="--", linewidth=1,
-                          label=lab, zorder=4 + j)
+        name, value = refs[d]
+        ax.hlines(value, idx[0] - 0.45, idx[-1] + 0.45, colors="k", linestyles="--", linewidth=1,
+                  label=None if name in labelled else name, zorder=4)
+        labelled.add(name)
     ax.set_xticks(x, [_label(r, varying) for _, r in table.iterrows()], fontsize=7.5)
     means = table[f"{metric}_mean"].dropna()
     lo = min(means.min(), *(v for vs in table[f"{metric}_values"] for v in vs))
@@ -52,7 +48,7 @@ def bars(table, chapter: str, metric: str | None = None, ax=None):
     if metric not in ("hd95",) and hi <= 1.0:
         ax.set_ylim(max(0.0, lo - 0.15 * (hi - lo + 0.05)), min(1.0, hi + 0.15 * (hi - lo + 0.05)))
     ax.set_ylabel(metric)
-    ax.set_title(f"{chapter}: {metric} (mean ± std over seeds; dots: runs)", fontsize=10)
+    ax.set_title(f"{title}: {metric} (mean ± std over seeds; dots: runs)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     if labelled:
         ax.legend(fontsize=7, loc="lower right")

@@ -176,6 +176,13 @@ def bars_figure(table, chapter: str, metric: str | None = None, ax=None):
     return bars(table, chapter, metric, _varying_settings(table), refs, ax=ax)
 
 
+def cost_column(table) -> str:
+    """'run_seconds_mean' (the `medlib run` clock) where a summary has it, else 'train_seconds_mean'
+    (notebooks run by hand or by nbval write no run.json)."""
+    return "run_seconds_mean" if "run_seconds_mean" in table and table["run_seconds_mean"].notna().any() \
+        else "train_seconds_mean"
+
+
 def _cell(mean, std, n, digits=3) -> str:
     if mean is None or np.isnan(mean):
         return "—"
@@ -300,7 +307,8 @@ def html_page(frame, tables, root, split: str = "test", across_code: bool = Fals
             + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
             for row in shown.itertuples(index=False))
         parts.append(f"<table><tr>{head}</tr>{body}</table>")
-    fig = cost_plot(tables)
+    costs = [cost_column(t) for t in tables.values()]
+    fig = cost_plot(tables, cost="run_seconds" if "run_seconds_mean" in costs else "train_seconds")
     if fig is not None:
         parts.append("<h2>Accuracy vs cost</h2><img alt='accuracy vs cost' "
                      f"src='data:image/png;base64,{_png(fig)}'>")

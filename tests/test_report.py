@@ -113,3 +113,15 @@ def test_default_source_prefers_runs_here(tmp_path, monkeypatch):
     _record(tmp_path / "runs", "y", 0, 0.9)
     assert default_source() == tmp_path / "runs"
     assert default_source(tmp_path / "elsewhere") == (tmp_path / "elsewhere").resolve()
+
+
+def test_cost_falls_back_to_training_seconds_without_run_json(runs):
+    from medlib.report import cost_column
+
+    assert cost_column(summarise(runs_frame(load_records(runs)))["01_cnn"]) == "run_seconds_mean"
+    for meta in runs.rglob("run.json"):  # notebooks run by hand or by nbval write no run.json
+        meta.unlink()
+    table = summarise(runs_frame(load_records(runs)))["01_cnn"]
+    assert cost_column(table) == "train_seconds_mean" and table["train_seconds_mean"].notna().all()
+    text, _ = build_report(runs, fmt="html", out=runs / "r.html")
+    assert "train seconds" in text or text.count("data:image/png;base64,") >= 2

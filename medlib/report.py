@@ -32,7 +32,7 @@ HEADLINE = {ch: tuple(m for m in ms if m not in _FINE) for ch, ms in METRICS.ite
 # Chapters that record facts, not a benchmark: never tabulated
 NOT_BENCHMARKS = {"00_data_tour": "records data statistics", "10_benchmark": "reports the others"}
 _NOT_SETTINGS = ("seed", "device", "reuse", "dataset", "size", "model", "profile")
-_DETAIL_SUFFIXES = ("_lo", "_hi", "_pooled_lo", "_pooled_hi", "_undefined")
+_DETAIL_SUFFIXES = ("_lo", "_hi", "_undefined")  # CI bounds and flags: in results.json, not in tables
 
 
 def load_records(root=None) -> list[dict]:
@@ -183,6 +183,53 @@ def cost_column(table) -> str:
         else "train_seconds_mean"
 
 
+def pareto_front(cost, score) -> np.ndarray:
+    """True for each configuration that no cheaper (or equally cheap) one matches: sorted by cost,
+    best score first among equal costs, it scores higher than everything before it (chapter 10
+    writes this by hand)."""
+    cost, score = np.asarray(cost, float), np.asarray(score, float)
+    out = np.zeros(len(cost), bool)
+    best = -np.inf
+    for i in np.lexsort((-score, cost)):
+        if score[i] > best:
+            out[i], best = True, score[i]
+    return out
+
+
+def cost_points(tables: dict, metric: str = "auc", cost: str | None = None):
+    """Every configuration with `metric` and a cost, one row each (chapter, dataset, model,
+    profile, n, <cost>_mean/std, <metric>_mean/std) and `front`: on its dataset's Pareto front.
+    cost: "run_seconds", "train_seconds" or "model_params"; None -> `cost_column`. `smoke` rows
+    are left out when another profile is present (they are tests, not results)."""
+    import pandas as pd
+
+    parts = [t.assign(chapter=ch) for ch, t in tables.items() if f"{metric}_mean" in t]
+    if not parts:
+        return pd.DataFrame()
+    pts = pd.concat(parts, ignore_index=True)
+    cost = cost or cost_column(pts).removesuffix("_mean")
+    c = cost if cost == "model_params" else f"{cost}_mean"
+    if cost == "model_params":
+        pts = pts.assign(model_params_mean=pts["model_params"], model_params_std=0.0)
+        c = "model_params_mean"
+    pts = pts[pts[c].notna() & pts[f"{metric}_mean"].notna()]
+    if (pts["profile"] != "smoke").any():
+        pts = pts[pts["profile"] != "smoke"]
+    pts = pts.assign(front=False)
+    for _, part in pts.groupby("dataset"):
+        pts.loc[part.index, "front"] = pareto_front(part[c], part[f"{metric}_mean"])
+    pts.attrs["cost"] = c.removesuffix("_mean")
+    return pts.reset_index(drop=True)
+
+
+def cost_figure(tables: dict, metric: str = "auc", cost: str | None = None):
+    """`cost_points` drawn by medlib.viz.benchmark.cost_plot; None when there are none."""
+    from medlib.viz.benchmark import cost_plot
+
+    pts = cost_points(tables, metric, cost)
+    return cost_plot(pts, metric, pts.attrs["cost"]) if len(pts) else None
+
+
 def _cell(mean, std, n, digits=3) -> str:
     if mean is None or np.isnan(mean):
         return "—"
@@ -285,8 +332,6 @@ def _png(fig) -> str:
 
 def html_page(frame, tables, root, split: str = "test", across_code: bool = False) -> str:
     """One self-contained page: the notes, per chapter a bar chart and the table, then accuracy vs cost."""
-    from medlib.viz.benchmark import cost_plot
-
     style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px}"
              "th{background:#f2f2f2}tr.paper td{color:#666;font-style:italic}img{max-width:100%}")
@@ -307,8 +352,7 @@ def html_page(frame, tables, root, split: str = "test", across_code: bool = Fals
             + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
             for row in shown.itertuples(index=False))
         parts.append(f"<table><tr>{head}</tr>{body}</table>")
-    costs = [cost_column(t) for t in tables.values()]
-    fig = cost_plot(tables, cost="run_seconds" if "run_seconds_mean" in costs else "train_seconds")
+    fig = cost_figure(tables)
     if fig is not None:
         parts.append("<h2>Accuracy vs cost</h2><img alt='accuracy vs cost' "
                      f"src='data:image/png;base64,{_png(fig)}'>")

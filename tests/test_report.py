@@ -125,3 +125,17 @@ def test_cost_falls_back_to_training_seconds_without_run_json(runs):
     assert cost_column(table) == "train_seconds_mean" and table["train_seconds_mean"].notna().all()
     text, _ = build_report(runs, fmt="html", out=runs / "r.html")
     assert "train seconds" in text or text.count("data:image/png;base64,") >= 2
+
+
+def test_pareto_front_and_cost_points(runs):
+    from medlib.report import cost_points, pareto_front
+
+    assert pareto_front([3, 1, 2, 4], [0.9, 0.7, 0.8, 0.85]).tolist() == [True, True, True, False]
+    assert pareto_front([1, 1], [0.5, 0.5]).tolist() == [True, False]  # an equal score at equal cost adds nothing
+    tables = summarise(runs_frame(load_records(runs)))
+    pts = cost_points(tables, "auc")
+    assert pts.attrs["cost"] == "run_seconds" and len(pts) == 3  # 3 configurations (reused run not averaged)
+    best = pts.loc[pts["auc_mean"].idxmax()]
+    assert best["front"]  # the best score is always on the front
+    by_params = cost_points(tables, "auc", cost="model_params")
+    assert by_params.attrs["cost"] == "model_params" and by_params["front"].sum() == 1  # equal sizes: one wins

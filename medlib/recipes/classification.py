@@ -75,6 +75,14 @@ def standard_epochs(n_train: int, images: int = 24_000, lo: int = 6, hi: int = 4
     return int(min(hi, max(lo, round(images / max(n_train, 1)))))
 
 
+def budget_epochs(train: Split) -> int:
+    """The standard recipe's epochs for a training split: its task's image budget (48 000 images
+    seen for a binary task, 24 000 otherwise), at most budget / 600 epochs. Chapter 07's ViT uses
+    the same, so both models see the same images."""
+    budget = STANDARD_CHOICES[task_group(train.info.task)]["budget"]
+    return standard_epochs(len(train), budget, hi=budget // 600)
+
+
 def recipe(name: str, train: Split, epochs: int | None = None) -> dict:
     """`train_classifier()` keyword arguments (epochs included) for recipe `name`."""
     if name not in RECIPES:
@@ -85,8 +93,7 @@ def recipe(name: str, train: Split, epochs: int | None = None) -> dict:
                     drop_last=False, amp=False)  # as MedMNIST's DataLoader and fp32 training
     small = len(train) < 1000
     choice = STANDARD_CHOICES[task_group(train.info.task)]
-    budget = choice["budget"]
-    return dict(epochs=epochs or standard_epochs(len(train), budget, hi=budget // 600), optimizer="adamw",
+    return dict(epochs=epochs or budget_epochs(train), optimizer="adamw",
                 lr=2e-3 if small else 3e-3, weight_decay=5e-4, schedule="cosine", warmup_epochs=1,
                 batch_size=32 if small else 128, augment=standard_2d(),
                 class_weights=balanced_class_weights(train) if choice["class_weights"] == "balanced" else None,

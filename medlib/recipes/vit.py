@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from medlib.data.augment import standard_2d
 from medlib.data.medmnist import Split
-from medlib.recipes.classification import STANDARD_CHOICES, standard_epochs, task_group
+from medlib.recipes.classification import budget_epochs
 from medlib.recipes.classification import recipe as cnn_recipe
 
 INGREDIENTS = ("augmentation", "label smoothing", "warm-up + cosine", "stochastic depth", "weight decay")
@@ -58,8 +58,7 @@ def patch_sizes(size: int, profile: str) -> tuple[int, ...]:
 def main_epochs(train: Split) -> int:
     """Chapter 01's image budget for the task (48 000 images seen for a binary task, 24 000
     otherwise, at most budget / 600 epochs): the ViT and the CNN see the same images."""
-    budget = STANDARD_CHOICES[task_group(train.info.task)]["budget"]
-    return standard_epochs(len(train), budget, hi=budget // 600)
+    return budget_epochs(train)
 
 
 def model_kwargs(without: tuple[str, ...] = (), **overrides) -> dict:

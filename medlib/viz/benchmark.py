@@ -51,68 +51,56 @@ def bars(table, title: str, metric: str, varying: list[str], refs: dict, ax=None
     ax.set_title(f"{title}: {metric} (mean ± std over seeds; dots: runs)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     if labelled:
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     if fig is not None:
         fig.tight_layout()
     return fig
 
 
-def cost_plot(tables: dict, metric: str = "auc", cost: str = "run_seconds"):
-    """Every configuration with `metric`: test score against `medlib run` seconds (log scale),
-    one panel per dataset, the Pareto front (no cheaper configuration scores higher) as a
-    dotted line. `smoke` runs are left out when any other profile is present (they are
-    tests, not results). None when no table has both."""
+def cost_plot(points, metric: str = "auc", cost: str = "run_seconds"):
+    """`medlib.report.cost_points`: test score against cost (log scale), one panel per dataset,
+    each configuration with its std over seeds, the Pareto front (column `front`) as a dotted
+    line. None when there are no points."""
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
-    pts = []
-    for chapter, t in tables.items():
-        if f"{metric}_mean" not in t or f"{cost}_mean" not in t:
-            continue
-        for _, r in t.iterrows():
-            if np.isfinite(r[f"{metric}_mean"]) and np.isfinite(r[f"{cost}_mean"]):
-                pts.append((r["dataset"], chapter, r["model"] or "", r["profile"], r[f"{cost}_mean"],
-                            r[f"{cost}_std"], r[f"{metric}_mean"], r[f"{metric}_std"], r["n"]))
-    if any(p[3] != "smoke" for p in pts):
-        pts = [p for p in pts if p[3] != "smoke"]
-    if not pts:
+    if points is None or not len(points):
         return None
-    datasets = list(dict.fromkeys(p[0] for p in pts))[:9]
+    datasets = list(dict.fromkeys(points["dataset"]))[:9]
     ncol = min(3, len(datasets))
     nrow = -(-len(datasets) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.5 * nrow), squeeze=False)
-    markers = {ch: m for ch, m in zip(dict.fromkeys(p[1] for p in pts), "osD^v<>p*")}
+    markers = {ch: m for ch, m in zip(dict.fromkeys(points["chapter"]), "osD^v<>p*")}
     colours = {ch: plt.cm.tab10(i) for i, ch in enumerate(markers)}
+    c, v = f"{cost}_mean", f"{metric}_mean"
     for ax, d in zip(axes.flat, datasets):
-        mine = sorted((p for p in pts if p[0] == d), key=lambda p: p[4])
-        for _, ch, model, prof, c, cs, v, vs, n in mine:
-            ax.errorbar(c, v, xerr=cs if n > 1 else None, yerr=vs if n > 1 else None, fmt=markers[ch],
-                        color=colours[ch], capsize=3, markersize=7,
-                        label=f"{ch}{(' ' + model) if model and model != ch else ''} ({prof}, n={n})")
-        front, best = [], -np.inf
-        for p in mine:
-            if p[6] > best:
-                front.append(p)
-                best = p[6]
+        mine = points[points["dataset"] == d].sort_values(c)
+        for _, r in mine.iterrows():
+            several = r["n"] > 1
+            model = r["model"] if r["model"] and r["model"] != r["chapter"] else ""
+            ax.errorbar(r[c], r[v], xerr=r[f"{cost}_std"] if several else None,
+                        yerr=r[f"{metric}_std"] if several else None, fmt=markers[r["chapter"]],
+                        color=colours[r["chapter"]], capsize=3, markersize=7,
+                        label=f"{r['chapter']}{(' ' + model) if model else ''} ({r['profile']}, n={r['n']})")
+        front = mine[mine["front"]]
         if len(front) > 1:
-            ax.plot([p[4] for p in front], [p[6] for p in front], "k:", linewidth=1, label="Pareto front")
+            ax.plot(front[c], front[v], "k:", linewidth=1, label="Pareto front")
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
-        xs = [p[4] for p in mine]
-        ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
-        lo = min(p[6] - (p[7] if p[8] > 1 else 0) for p in mine)
-        hi = max(p[6] + (p[7] if p[8] > 1 else 0) for p in mine)
+        ax.set_xlim(mine[c].min() / 1.6, mine[c].max() * 1.6)
+        spread = np.where(mine["n"] > 1, mine[f"{metric}_std"].fillna(0), 0)
+        lo, hi = (mine[v] - spread).min(), (mine[v] + spread).max()
         pad = max(0.01, 0.15 * (hi - lo))
         ax.set_ylim(lo - pad, hi + pad)
         ax.set_xlabel(f"{cost.replace('_', ' ')} (log scale)")
         ax.set_ylabel(f"test {metric}")
         ax.set_title(d, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     for ax in list(axes.flat)[len(datasets):]:
         ax.set_visible(False)
-    profiles = ", ".join(sorted({p[3] for p in pts}))
+    profiles = ", ".join(sorted(set(points["profile"])))
     fig.suptitle(f"Accuracy against cost ({profiles}): test {metric} vs {cost.replace('_', ' ')}, "
                  "mean ± std over seeds", fontsize=10)
     fig.tight_layout()

@@ -381,6 +381,51 @@ def vit_tables(records: dict[str, dict]) -> str:
 MAIN_MODEL = {"03_autoencoders": "denoiser", "07_vit": "vit"}  # the label of a chapter's headline model, where not `model`
 
 
+XAI_COLUMNS = {"randomisation_spearman": "model-rand. ρ ↓", "data_randomisation_spearman": "data-rand. ρ ↓",
+               "deletion_auc": "deletion AUC ↓", "insertion_auc": "insertion AUC ↑", "road_morf": "ROAD MoRF ↓",
+               "pointing": "pointing ↑", "energy": "energy in marker ↑"}
+
+
+def xai_tables(records: dict[str, dict]) -> str:
+    """Chapter 09's ranking per (dataset, model, profile): for each method and criterion the mean
+    over seeds ± their std, and in brackets the mean of the runs' 95% bootstrap intervals over
+    test images; then a rank per criterion from the seed means (sanity: model-randomisation ρ,
+    faithfulness: insertion - deletion, localisation: pointing) and the mean rank."""
+    from medlib.xai import NAMES
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in records.values():
+        if r.get("chapter") == "09_xai" and not r.get("reused"):
+            groups.setdefault((r["dataset"], r.get("model"), r["profile"]), []).append(r)
+    out = []
+    for (dataset, model, profile), rs in sorted(groups.items()):
+        methods = rs[0].get("methods", [])
+        head = "| method | " + " | ".join(XAI_COLUMNS.values()) + " | rank: sanity | rank: faithfulness | rank: localisation | mean rank |"
+        lines = [f"**{dataset}, {model}, {profile}** — {len(rs)} run(s), seeds {sorted(r.get('seed') for r in rs)}; "
+                 f"{rs[0].get('n_faith')} test images for faithfulness, {rs[0].get('n_local')} (marked) for localisation, "
+                 f"{rs[0].get('n_sanity')} for the sanity checks", "", head, "|" + "---|" * (len(XAI_COLUMNS) + 5)]
+        mean = {}
+        for k in methods:
+            for metric in XAI_COLUMNS:
+                vals = [r["metrics"]["test"][f"{metric}_{k}"] for r in rs]
+                cis = [r.get("xai_ci", {}).get(f"{metric}_{k}", [float("nan")] * 2) for r in rs]
+                mean[(metric, k)] = (_stats(vals), sum(c[0] for c in cis) / len(cis), sum(c[1] for c in cis) / len(cis))
+        crit = {"sanity": {k: mean[("randomisation_spearman", k)][0]["mean"] for k in methods},
+                "faithfulness": {k: -(mean[("insertion_auc", k)][0]["mean"] - mean[("deletion_auc", k)][0]["mean"])
+                                 for k in methods},
+                "localisation": {k: -mean[("pointing", k)][0]["mean"] for k in methods}}
+        ranks = {c: {k: 1 + sum(v < vals[k] for v in vals.values()) for k in methods} for c, vals in crit.items()}
+        rows = []
+        for k in methods:
+            cells = [f"{_ms(mean[(m, k)][0])} [{mean[(m, k)][1]:.3f}, {mean[(m, k)][2]:.3f}]" for m in XAI_COLUMNS]
+            mr = sum(ranks[c][k] for c in ranks) / len(ranks)
+            rows.append((mr, f"| {NAMES.get(k, k)} | " + " | ".join(cells) + " | " +
+                         " | ".join(str(ranks[c][k]) for c in ranks) + f" | {mr:.2f} |"))
+        lines += [row for _, row in sorted(rows)]
+        out.append("\n".join(lines))
+    return "\n\n".join(out) or "(no chapter 09 records)"
+
+
 def seeds_reach_the_model(records: dict[str, dict]) -> str:
     """The chapter's model of each run (`MAIN_MODEL`, else label `model`, else the first `zoo:`
     model, else the first model built): its label, seed and initial-weight checksum."""
@@ -549,6 +594,8 @@ def main(argv=None, root: Path = BENCH) -> int:
         print(f"## chapter 02: slice reader vs baselines and MedMNIST v2\n\n{rnn_tables(records)}\n")
         print(f"## chapter 03: denoising, anomaly detection, few labels\n\n{autoencoder_tables(records)}\n")
         print(f"## chapter 07: ViT vs CNN, data hunger, ingredients, patch size\n\n{vit_tables(records)}\n")
+        print(f"## chapter 09: explanation methods ranked (mean ± std over seeds [95% CI over test images])\n\n"
+              f"{xai_tables(records)}\n")
     targets = json.loads((root / "targets.json").read_text())["targets"]
     global RESULTS_TTB
     ttb = results / "time_to_baseline.json"

@@ -96,6 +96,13 @@ def _vit() -> dict:
     return dict(datasets=registry.flags(2), choices={"size": [28, 64, 128, 224], "patch_size": [None, 2, 4, 7, 8, 14, 16]})
 
 
+def _xai() -> dict:
+    from medlib.data import registry
+    from medlib.recipes.xai import MODELS
+
+    return dict(datasets=registry.flags(2), models=list(MODELS), choices={"size": [28, 64, 128, 224]})
+
+
 def _unet() -> dict:
     from medlib.data.segmentation import DATASETS
     from medlib.losses import LOSSES
@@ -104,7 +111,7 @@ def _unet() -> dict:
     return dict(datasets=list(DATASETS), models=list(MODELS), choices={"loss": list(LOSSES)}, allow_path_dataset=True)
 
 
-SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "03_autoencoders": _autoencoders, "05_unet": _unet, "07_vit": _vit}
+SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "03_autoencoders": _autoencoders, "05_unet": _unet, "07_vit": _vit, "09_xai": _xai}
 
 
 def spec(chapter: str) -> dict:

@@ -26,8 +26,11 @@ from medlib import paths
 METRICS = {"01_cnn": ("auc", "acc"), "02_rnn": ("auc", "acc", "balanced_acc", "sensitivity", "specificity"),
            "03_autoencoders": ("anomaly_auc", "supervised_auc", "denoise_psnr", "bm3d_psnr", "denoise_ssim", "bm3d_ssim"),
            "05_unet": ("dice", "dice_pooled", "auc_pooled", "sens_pooled", "spec_pooled", "hd95"),
-           "07_vit": ("auc", "acc")}
-_FINE = {"sensitivity", "specificity", "denoise_ssim", "bm3d_ssim", "sens_pooled", "spec_pooled"}
+           "07_vit": ("auc", "acc"),
+           "09_xai": ("auc", "acc", "pointing_gradcam", "deletion_auc_gradcam", "insertion_auc_gradcam",
+                      "randomisation_spearman_gradcam")}
+_FINE = {"sensitivity", "specificity", "denoise_ssim", "bm3d_ssim", "sens_pooled", "spec_pooled",
+         "deletion_auc_gradcam", "insertion_auc_gradcam", "randomisation_spearman_gradcam"}
 HEADLINE = {ch: tuple(m for m in ms if m not in _FINE) for ch, ms in METRICS.items()}
 # Chapters that record facts, not a benchmark: never tabulated
 NOT_BENCHMARKS = {"00_data_tour": "records data statistics", "10_benchmark": "reports the others"}

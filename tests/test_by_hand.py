@@ -251,3 +251,27 @@ def test_07_attention_block_patches_and_rollout_by_hand_equal_pytorch_and_medlib
     ours = ns["drop_path_by_hand"](t, 0.3)
     torch.manual_seed(3)
     assert torch.equal(ours, StochasticDepth(0.3, "row").train()(t))
+
+
+def test_09_attributions_and_deletion_by_hand_equal_medlib_and_captum():
+    from captum.attr import IntegratedGradients, LayerGradCam
+
+    from medlib import xai
+    from medlib.models.cnn import CompactResNet
+
+    ns = definitions("09_xai.ipynb", "gradients_by_hand", "smoothgrad_by_hand", "integrated_gradients_by_hand",
+                     "gradcam_by_hand", "deletion_by_hand")
+    ns.update(torch=torch, F=F, np=np)
+    torch.manual_seed(0)
+    m = CompactResNet(1, 2).eval()
+    x, t = torch.randn(3, 1, 28, 28).clamp(-1, 1), torch.tensor([0, 1, 1])
+    assert torch.allclose(ns["gradients_by_hand"](m, x, t), xai.gradients(m, x, t), atol=1e-6)
+    assert torch.allclose(ns["smoothgrad_by_hand"](m, x, t, 3, 0.15, 5), xai.smoothgrad(m, x, t, 3, 0.15, 5), atol=1e-6)
+    ig = ns["integrated_gradients_by_hand"](m, x, t, 16)
+    ref = IntegratedGradients(m).attribute(x, baselines=torch.zeros_like(x), target=t, n_steps=16, method="riemann_middle")
+    assert torch.allclose(ig, ref, atol=1e-5)
+    cam = ns["gradcam_by_hand"](m, x, t, m.features[4])
+    assert torch.allclose(cam, LayerGradCam(m, m.features[4]).attribute(x, target=t, relu_attributions=True)[:, 0], atol=1e-5)
+    sal = torch.rand(28, 28)
+    curve = ns["deletion_by_hand"](m, x[:1], 1, sal, 7)
+    assert np.allclose(curve, xai.perturbation_curve(m, x[:1], t[1:2], sal[None], steps=7)[0].numpy(), atol=1e-5)

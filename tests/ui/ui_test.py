@@ -50,6 +50,7 @@ CHAPTERS = {
     "03_autoencoders": True,  # the denoising explorer (section 3): noise level and image sliders
     "05_unet": True,  # medlib.viz.segmentation.threshold_explorer (section 10)
     "07_vit": True,  # medlib.viz.vit.attention_explorer (section 9): image, block, head
+    "09_xai": True,  # medlib.viz.xai.explorer (section 9): image, method, class, layer
     "10_benchmark": True,  # the winner's-curse figure (section 5): k configurations tried on the test set
 }
 

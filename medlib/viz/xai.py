@@ -68,25 +68,28 @@ def perturbation_curves(curves: dict, names: dict, title: str = ""):
     return fig
 
 
-def randomization_cascade(stages: list[str], scores: dict, names: dict, metric: str = "Spearman rank correlation",
-                          title: str = "", threshold: float | None = None):
-    """scores {method: array (len(stages) + 1, 3) of mean, lo, hi} from the trained model (first
-    point) through each randomised stage: a method that passes falls towards 0."""
-    fig, ax = plt.subplots(figsize=(8.5, 3.8))
+def randomization_cascade(stages: list[str], panels: dict, names: dict, title: str = "",
+                          threshold: float | None = None):
+    """panels {metric name: {method: array (len(stages) + 1, 3) of mean, lo, hi}} from the trained
+    model (first point) through each randomised stage, one panel per metric (e.g. Spearman rank
+    correlation and SSIM with the trained model's map): a method that passes falls towards 0.
+    `threshold` is drawn on the first panel."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels) + 1.6, 3.9), squeeze=False, sharey=True)
     x = np.arange(len(stages) + 1)
-    for method, s in scores.items():
-        s = np.asarray(s)
-        ref = method in ("random", "edges")
-        line, = ax.plot(x, s[:, 0], marker="o", ms=3, ls="--" if ref else "-", label=names.get(method, method))
-        ax.fill_between(x, s[:, 1], s[:, 2], color=line.get_color(), alpha=0.12)
-    if threshold is not None:
-        ax.axhline(threshold, color="grey", lw=0.8, ls=":")
-    ax.set_xticks(x, ["trained", *[f"+{s}" for s in stages]], rotation=35, ha="right", fontsize=8)
-    ax.set_xlabel("layers re-initialised, from the output back to the input (cumulative)")
-    ax.set_ylabel(f"{metric}\nwith the trained model's map")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    ax.set_title(title, fontsize=10)
+    for n, (ax, (metric, scores)) in enumerate(zip(axes[0], panels.items())):
+        for method, sc in scores.items():
+            sc = np.asarray(sc)
+            ref = method in ("random", "edges")
+            line, = ax.plot(x, sc[:, 0], marker="o", ms=3, ls="--" if ref else "-", label=names.get(method, method))
+            ax.fill_between(x, sc[:, 1], sc[:, 2], color=line.get_color(), alpha=0.12)
+        if threshold is not None and n == 0:
+            ax.axhline(threshold, color="grey", lw=0.8, ls=":")
+        ax.set_xticks(x, ["trained", *[f"+{s}" for s in stages]], rotation=35, ha="right", fontsize=8)
+        ax.set_xlabel("layers re-initialised, output to input (cumulative)", fontsize=9)
+        ax.set_title(f"{metric} with the trained model's map", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 

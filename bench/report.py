@@ -389,13 +389,13 @@ XAI_COLUMNS = {"randomisation_spearman": "model-rand. ρ ↓", "data_randomisati
 def xai_tables(records: dict[str, dict]) -> str:
     """Chapter 09's ranking per (dataset, model, profile): for each method and criterion the mean
     over seeds ± their std, and in brackets the mean of the runs' 95% bootstrap intervals over
-    test images; then a rank per criterion from the seed means (sanity: model-randomisation ρ,
+    test images; then a rank per criterion from the seed means (sanity: |model-randomisation ρ|,
     faithfulness: insertion - deletion, localisation: pointing) and the mean rank."""
     from medlib.xai import NAMES
 
     groups: dict[tuple, list[dict]] = {}
     for r in records.values():
-        if r.get("chapter") == "09_xai" and not r.get("reused"):
+        if r.get("chapter") == "09_xai" and not r.get("reused") and r.get("profile") != "smoke":  # smoke: tests, not results
             groups.setdefault((r["dataset"], r.get("model"), r["profile"]), []).append(r)
     out = []
     for (dataset, model, profile), rs in sorted(groups.items()):
@@ -410,7 +410,7 @@ def xai_tables(records: dict[str, dict]) -> str:
                 vals = [r["metrics"]["test"][f"{metric}_{k}"] for r in rs]
                 cis = [r.get("xai_ci", {}).get(f"{metric}_{k}", [float("nan")] * 2) for r in rs]
                 mean[(metric, k)] = (_stats(vals), sum(c[0] for c in cis) / len(cis), sum(c[1] for c in cis) / len(cis))
-        crit = {"sanity": {k: mean[("randomisation_spearman", k)][0]["mean"] for k in methods},
+        crit = {"sanity": {k: abs(mean[("randomisation_spearman", k)][0]["mean"]) for k in methods},
                 "faithfulness": {k: -(mean[("insertion_auc", k)][0]["mean"] - mean[("deletion_auc", k)][0]["mean"])
                                  for k in methods},
                 "localisation": {k: -mean[("pointing", k)][0]["mean"] for k in methods}}

@@ -192,14 +192,16 @@ def vit_reshape(grid: int) -> Callable[[torch.Tensor], torch.Tensor]:
 def cam_layers(model: nn.Module, size: int, channels: int) -> dict[str, tuple[nn.Module, Callable | None]]:
     """Grad-CAM target layers, deepest first: {name: (module, reshape)}.
 
-    A medlib ViT: each block's output (tokens on the patch grid). A CNN with a `features`
+    A medlib ViT: each block's normalised input, `norm1` (tokens on the patch grid; as
+    pytorch-grad-cam's ViT example). A CNN with a `features`
     Sequential (CompactResNet, SimpleCNN): the last module at each resolution, found by a dummy
     forward pass; torchvision ResNets: layer4..layer1."""
     from medlib.models.vit import ViT
 
-    if isinstance(model, ViT):
-        g = model.grid
-        return {f"block {i + 1} ({g}x{g} tokens)": (b, vit_reshape(g)) for i, b in reversed(list(enumerate(model.blocks)))}
+    if isinstance(model, ViT):  # a block's normalised input: the last block's output feeds only the class
+        g = model.grid          # token to the head, so its patch tokens get no gradient (an all-zero map)
+        return {f"block {i + 1} input ({g}x{g} tokens)": (b.norm1, vit_reshape(g))
+                for i, b in reversed(list(enumerate(model.blocks)))}
     if hasattr(model, "features") and isinstance(model.features, nn.Sequential):
         shapes, hooks = {}, []
         for i, m in enumerate(model.features):

@@ -105,6 +105,9 @@ def test_vit_gradcam_reshape_and_rollout():
     mod, reshape = layers[next(iter(layers))]
     low = xai.gradcam_lowres(m, x, t, mod, reshape)
     assert low.shape == (2, 4, 4)
+    g_out = xai.layer_activation_and_grad(m, x, t, m.blocks[-1], reshape)[1]
+    assert g_out.abs().max() == 0  # why not the last block's output: only its class token reaches the head
+    assert xai.layer_activation_and_grad(m, x, t, mod, reshape)[1].abs().max() > 0
     from pytorch_grad_cam import GradCAM
 
     ref = _pgc(GradCAM, m, mod, x, t, reshape)

@@ -26,3 +26,16 @@ def show_image(ax, image) -> None:
     ax.imshow(a, cmap="gray", **scale) if a.ndim == 2 else ax.imshow(a.clip(0, 1) if raw.dtype == np.uint8 else a)
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def image_and_overlay(image, caption: str, title: str):
+    """A two-panel explorer figure: the image with its caption, and the image again for a map to
+    be drawn over (chapters 07 and 09). Returns (fig, right axes)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(5.6, 2.9))
+    show_image(axes[0], image)
+    axes[0].set_title(caption, fontsize=8)
+    show_image(axes[1], image)
+    fig.suptitle(title, fontsize=10)
+    return fig, axes[1]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medlib.viz.common import as_numpy, show_image
+from medlib.viz.common import as_numpy, image_and_overlay, show_image
 
 
 def patches(image, patch: int, title: str = ""):
@@ -124,13 +124,9 @@ def attention_explorer(images, attentions: list, captions, grid: int, title: str
         a = attentions[layer - 1][index]  # (heads, T, T)
         a = a.mean(0) if head == "mean" else a[int(head)]
         m = a[0, 1:].reshape(1, grid, grid)
-        fig, axes = plt.subplots(1, 2, figsize=(5.6, 2.9))
-        show_image(axes[0], images[index])
-        axes[0].set_title(captions[index], fontsize=8)
-        show_image(axes[1], images[index])
-        axes[1].imshow(upsample(m, images.shape[-1])[0], cmap="jet", alpha=0.5)
-        axes[1].set_title(f"block {layer}, head {head}", fontsize=8)
-        fig.suptitle(title, fontsize=10)
+        fig, ax = image_and_overlay(images[index], captions[index], title)
+        ax.imshow(upsample(m, images.shape[-1])[0], cmap="jet", alpha=0.5)
+        ax.set_title(f"block {layer}, head {head}", fontsize=8)
         fig.tight_layout()
         return fig
 

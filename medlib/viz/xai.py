@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from medlib.viz.common import as_numpy, show_image
+from medlib.viz.common import as_numpy, image_and_overlay, show_image
 
 SIGNED = ("ig", "occlusion", "kernelshap")  # maps whose sign means something: drawn red (for) / blue (against)
 
@@ -104,14 +104,10 @@ def explorer(images, captions, compute, methods: dict, classes: list[str], layer
 
     def draw(index: int, method: str, target: int, layer: str):
         m = compute(index, method, target, layer)
-        fig, axes = plt.subplots(1, 2, figsize=(5.6, 2.9))
-        show_image(axes[0], images[index])
-        axes[0].set_title(captions[index], fontsize=8)
-        axes[0].set_xticks([]), axes[0].set_yticks([])
-        _draw_map(axes[1], images[index], m, method in SIGNED)
+        fig, ax = image_and_overlay(images[index], captions[index], title)
+        _draw_map(ax, images[index], m, method in SIGNED)
         where = f", {layer}" if method in ("gradcam", "gradcampp") else ""
-        axes[1].set_title(f"{methods[method]} for '{classes[target][:18]}'{where}", fontsize=8)
-        fig.suptitle(title, fontsize=10)
+        ax.set_title(f"{methods[method]} for '{classes[target][:18]}'{where}", fontsize=8)
         fig.tight_layout()
         return fig
 

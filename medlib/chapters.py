@@ -103,6 +103,15 @@ def _xai() -> dict:
     return dict(datasets=registry.flags(2), models=list(MODELS), choices={"size": [28, 64, 128, 224]})
 
 
+def _transfer() -> dict:
+    from medlib.data import registry
+    from medlib.transfer import STRATEGIES
+
+    flags = registry.flags(2)
+    return dict(choices={"target": flags, "source": ["auto", *flags], "strategy": ["auto", *STRATEGIES],
+                         "size": [28, 64, 128, 224]})
+
+
 def _unet() -> dict:
     from medlib.data.segmentation import DATASETS
     from medlib.losses import LOSSES
@@ -111,7 +120,7 @@ def _unet() -> dict:
     return dict(datasets=list(DATASETS), models=list(MODELS), choices={"loss": list(LOSSES)}, allow_path_dataset=True)
 
 
-SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "03_autoencoders": _autoencoders, "05_unet": _unet, "07_vit": _vit, "09_xai": _xai}
+SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "03_autoencoders": _autoencoders, "05_unet": _unet, "06_transfer_learning": _transfer, "07_vit": _vit, "09_xai": _xai}
 
 
 def spec(chapter: str) -> dict:
@@ -145,6 +154,10 @@ def check(chapter: str, params: dict, defaults: dict) -> None:
     if chapter == "05_unet" and given.get("mask_threshold") is not None and given.get("dataset") in spec(chapter)["datasets"]:
         raise ValueError(f"mask_threshold applies to folder datasets only; {given['dataset']!r} binarises its masks "
                          "itself: leave mask_threshold unset")
+    if chapter == "06_transfer_learning" and "label_fraction" in given:
+        from medlib.transfer import check_fraction
+
+        check_fraction(given["label_fraction"])
     if chapter == "07_vit" and given.get("patch_size") is not None and given.get("size", 28) % given["patch_size"]:
         size = given.get("size", 28)
         raise ValueError(f"patch_size {given['patch_size']} does not divide size {size}; "

@@ -26,6 +26,7 @@ from medlib import paths
 METRICS = {"01_cnn": ("auc", "acc"), "02_rnn": ("auc", "acc", "balanced_acc", "sensitivity", "specificity"),
            "03_autoencoders": ("anomaly_auc", "supervised_auc", "denoise_psnr", "bm3d_psnr", "denoise_ssim", "bm3d_ssim"),
            "05_unet": ("dice", "dice_pooled", "auc_pooled", "sens_pooled", "spec_pooled", "hd95"),
+           "06_transfer_learning": ("auc", "acc", "scratch_auc", "scratch_acc"),
            "07_vit": ("auc", "acc"),
            "09_xai": ("auc", "acc", "pointing_gradcam", "deletion_auc_gradcam", "insertion_auc_gradcam",
                       "randomisation_spearman_gradcam")}

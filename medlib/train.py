@@ -73,15 +73,28 @@ class History:
 
 
 # ----------------------------------------------------------------------------- optimisers
-def make_optimizer(params, name: str = "adamw", lr: float = 1e-3, weight_decay: float = 1e-4):
-    """AdamW (default), Adam, or SGD with Nesterov momentum 0.9, over `params`."""
+def make_optimizer(params, name: str = "adamw", lr: float = 1e-3, weight_decay: float = 1e-4,
+                   lr_scales: dict[str, float] | None = None):
+    """AdamW (default), Adam, or SGD with Nesterov momentum 0.9, over `params`.
+
+    Given a model: frozen parameters (`requires_grad=False`) are left out; parameters the model
+    names in `no_weight_decay()` get none; `lr_scales` {parameter name: factor} gives those
+    parameters `factor * lr` (layer-wise learning rates, chapter 06; schedules scale every group)."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; valid choices: {', '.join(OPTIMIZERS)}")
     if isinstance(params, nn.Module):  # a model may name parameters to spare from decay (ViT: norms, embeddings)
         skip = params.no_weight_decay() if hasattr(params, "no_weight_decay") else set()
-        named = list(params.named_parameters())
-        params = [{"params": [p for n, p in named if n not in skip]},
-                  {"params": [p for n, p in named if n in skip], "weight_decay": 0.0}] if skip else [p for _, p in named]
+        named = [(n, p) for n, p in params.named_parameters() if p.requires_grad]
+        if not named:
+            raise ValueError("every parameter of the model is frozen: nothing to train")
+        scales = lr_scales or {}
+        groups: dict[tuple[float, bool], list] = {}
+        for n, p in named:
+            groups.setdefault((scales.get(n, 1.0), n in skip), []).append(p)
+        params = [{"params": ps, "lr": lr * scale, **({"weight_decay": 0.0} if no_decay else {})}
+                  for (scale, no_decay), ps in sorted(groups.items(), key=lambda kv: kv[0][1])]  # decayed first
+    elif lr_scales:
+        raise ValueError("lr_scales needs the model (parameter names), not a parameter list")
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "adam":
@@ -150,15 +163,17 @@ class TrainStep:
 class SupervisedStep(TrainStep):
     """The default step: x, y = batch; loss = loss_fn(model(x), y); one optimizer update.
 
-    Optimizer and schedule as `make_optimizer` / `make_schedule`; `max_grad_norm` clips the
-    gradient norm (after unscaling when AMP scales the loss).
+    Optimizer and schedule as `make_optimizer` / `make_schedule` (`lr_scales`: layer-wise
+    learning rates); `max_grad_norm` clips the gradient norm (after unscaling when AMP scales
+    the loss).
     """
 
     def __init__(self, model: nn.Module, loss_fn: Callable, *, optimizer: str = "adamw", lr: float = 1e-3,
                  weight_decay: float = 1e-4, schedule: str = "cosine", warmup_epochs: float = 0.0,
-                 milestones=(0.5, 0.75), gamma: float = 0.1, max_grad_norm: float | None = None):
+                 milestones=(0.5, 0.75), gamma: float = 0.1, max_grad_norm: float | None = None,
+                 lr_scales: dict[str, float] | None = None):
         self.model, self.loss_fn = model, loss_fn
-        self.opt_kw = dict(name=optimizer, lr=lr, weight_decay=weight_decay)
+        self.opt_kw = dict(name=optimizer, lr=lr, weight_decay=weight_decay, lr_scales=lr_scales)
         self.sched_kw = dict(name=schedule, warmup_epochs=warmup_epochs, milestones=milestones, gamma=gamma)
         self.max_grad_norm = max_grad_norm
         if optimizer not in OPTIMIZERS:

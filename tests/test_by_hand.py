@@ -275,3 +275,33 @@ def test_09_attributions_and_deletion_by_hand_equal_medlib_and_captum():
     sal = torch.rand(28, 28)
     curve = ns["deletion_by_hand"](m, x[:1], 1, sal, 7)
     assert np.allclose(curve, xai.perturbation_curve(m, x[:1], t[1:2], sal[None], steps=7)[0].numpy(), atol=1e-5)
+
+
+def test_06_nt_xent_and_simclr_step_by_hand_equal_medlib_and_lightly():
+    import copy
+
+    from lightly.loss import NTXentLoss
+
+    from medlib import transfer
+    from medlib.models.cnn import CompactResNet
+
+    ns = definitions("06_transfer_learning.ipynb", "nt_xent_by_hand", "simclr_step_by_hand")
+    ns.update(transfer=transfer, AUG=transfer.simclr_augment(), TAU=0.5)
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g)
+    hand = ns["nt_xent_by_hand"](z1, z2, 0.5)
+    assert torch.allclose(hand, transfer.nt_xent(z1, z2, 0.5), atol=1e-6)
+    assert torch.allclose(hand, NTXentLoss(temperature=0.5)(z1, z2), atol=1e-6)
+    torch.manual_seed(0)
+    net = transfer.SimCLR(CompactResNet(1, 2, width=8), 16, 8)
+    twin = copy.deepcopy(net)
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    net.train()
+    ns["simclr_step_by_hand"](net, opt, x, torch.Generator().manual_seed(3))
+    from medlib.train import Trainer
+
+    Trainer(transfer.SimCLRStep(twin, ns["AUG"], temperature=0.5, lr=1e-3, weight_decay=1e-4, schedule="constant",
+                                warmup_epochs=0, seed=3), epochs=1, progress=False).fit([(x,)])
+    for a, b in zip(net.state_dict().values(), twin.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)

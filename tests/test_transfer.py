@@ -306,3 +306,21 @@ def test_chapter_parameters_are_checked_before_a_kernel_starts():
         check("06_transfer_learning", {"label_fraction": 2.0}, defaults)
     with pytest.raises(ValueError, match="valid choices"):
         check("06_transfer_learning", {"strategy": "partial"}, defaults)
+
+
+def test_chapter_runs_with_an_rgb_target(data_root, tmp_path):
+    """RetinaMNIST (RGB) takes the paths a grey target does not: a grey supervised source into an
+    RGB model, grey pool images copied to RGB, features of a grey encoder for RGB images."""
+    import subprocess
+    import sys
+
+    if not (data_root / "medmnist" / "retinamnist.npz").exists():
+        pytest.skip("retinamnist.npz not present")
+    out = subprocess.run([sys.executable, "-m", "medlib.cli", "run", "06_transfer_learning", "--profile", "smoke",
+                          "-p", "target", "retinamnist", "-p", "strategy", "linear_probe", "-p", "label_fraction", "0.1",
+                          "--runs", str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=600,
+                         env={**__import__("os").environ, "MEDLIB_DATA": str(data_root)})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    rec = json.loads(next(tmp_path.glob("06_transfer_learning/*/results.json")).read_text())
+    assert rec["dataset"] == "retinamnist" and rec["strategy_chosen"] == "linear_probe"
+    assert {"auc", "acc", "scratch_auc"} <= set(rec["metrics"]["test"])

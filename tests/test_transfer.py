@@ -283,6 +283,13 @@ def test_curve_summary_has_t_intervals_over_seeds():
     half = 4.302653 * 0.02 / math.sqrt(3)  # t(0.975, 2) * std / sqrt(n)
     assert row["n"] == 3 and row["mean"] == pytest.approx(0.82) and row["hi"] - row["mean"] == pytest.approx(half, rel=1e-4)
     assert set(summ.strategy) == {"from scratch", "SimCLR, full", "full fine-tuning", "linear probe"}
+    for r in recs:
+        r["metrics"]["test"]["auc"] = r["metrics"]["test"]["simclr_full_auc"] + 0.1  # validation's choice
+    summ = rt.curve_summary(rt.curve_points(recs))
+    cmp = rt.compare_at(summ, 0.12)  # the nearest recorded fraction: 0.1
+    assert cmp["fraction"] == 0.1 and cmp["overlap"] is False
+    assert cmp["validation's choice"][0] == pytest.approx(0.98) and cmp["from scratch"][3] == 3
+    assert rt.compare_at(summ, 0.1, "SimCLR, full", "full fine-tuning")["overlap"] is True
 
 
 def test_pick_source_errors(tmp_path):

@@ -122,8 +122,8 @@ def cached(run, kind: str, provenance: dict, model: torch.nn.Module, train: Call
 
 # ----------------------------------------------------------------------------- label-efficiency curves
 def curve_points(records: list[dict], metric: str = "auc"):
-    """One row per run and curve (a DataFrame): panel ("reference", "sources", "strategies"),
-    strategy, fraction, seed, value — from chapter 06 results.json records (the newest run per
+    """One row per run and curve (a DataFrame): panel ("reference": from scratch and the run's
+    validation-chosen model; "sources"; "strategies"), strategy, fraction, seed, value — from chapter 06 results.json records (the newest run per
     fraction and seed)."""
     import pandas as pd
 
@@ -135,7 +135,8 @@ def curve_points(records: list[dict], metric: str = "auc"):
     rows = []
     for (fraction, seed), r in newest.items():
         t = r["metrics"]["test"]
-        curves = [("reference", "from scratch", f"scratch_{metric}"), ("sources", "supervised, full", f"supervised_full_{metric}"),
+        curves = [("reference", "from scratch", f"scratch_{metric}"), ("reference", "validation's choice", metric),
+                  ("sources", "supervised, full", f"supervised_full_{metric}"),
                   ("sources", "SimCLR, full", f"simclr_full_{metric}")]
         curves += [("strategies", STRATEGY_NAMES[s], f"{r.get('source_chosen')}_{s}_{metric}") for s in STRATEGIES]
         rows += [{"panel": panel, "strategy": name, "fraction": fraction, "seed": seed, "value": t[key]}
@@ -183,3 +184,13 @@ def curve_table(target: str, size: int, profile: str, root=None):
         saved = json.loads(bench.read_text())
         return pd.DataFrame(saved["summary"]), f"recorded in bench/ ({saved['n_runs']} runs, commit {saved['commit'][:8]})"
     return None, ""
+
+
+def compare_at(summary, fraction: float, a: str = "validation's choice", b: str = "from scratch") -> dict:
+    """Curve `a` against curve `b` at the recorded fraction nearest `fraction`: both means and
+    95 % intervals, and whether the intervals overlap."""
+    fr = min(summary["fraction"].unique(), key=lambda f: abs(f - fraction))
+    row = lambda name: summary[(summary["strategy"] == name) & (summary["fraction"] == fr)].iloc[0]  # noqa: E731
+    ra, rb = row(a), row(b)
+    return {"fraction": float(fr), a: (ra["mean"], ra["lo"], ra["hi"], int(ra["n"])), b: (rb["mean"], rb["lo"], rb["hi"], int(rb["n"])),
+            "overlap": not (ra["lo"] > rb["hi"] or rb["lo"] > ra["hi"])}

@@ -80,7 +80,7 @@ def curves(table, metric: str = "auc", title: str = "", reference: dict | None =
     for strategy, part in table.groupby("strategy", sort=False):
         part = part.sort_values("fraction")
         x = part["fraction"].to_numpy() * 100
-        style = dict(color="black", ls="--") if strategy == "from scratch" else {}
+        style = {"from scratch": dict(color="black", ls="--"), "validation's choice": dict(color="black", ls=":")}.get(strategy, {})
         ax.plot(x, part["mean"], "o-", label=f"{strategy}", **style)
         if (part["n"] > 1).any():
             ax.fill_between(x, part["lo"], part["hi"], alpha=0.15, color=ax.lines[-1].get_color())

@@ -35,7 +35,10 @@ def main(argv=None) -> int:
         print(f"no {rt.CHAPTER} {args.profile} runs under {args.runs}", file=sys.stderr)
         return 1
     for (target, size) in sorted({(r["dataset"], r["size"]) for r in recs}):
-        part = [r for r in recs if (r["dataset"], r["size"]) == (target, size)]
+        newest = {}  # a rerun of a point (another commit) replaces the earlier one
+        for r in sorted((r for r in recs if (r["dataset"], r["size"]) == (target, size)), key=lambda r: r["timestamp"]):
+            newest[(r["params"]["label_fraction"], r["seed"])] = r
+        part = list(newest.values())
         pts = rt.curve_points(part)
         summary = rt.curve_summary(pts)
         commits = sorted({r.get("git_commit") or "" for r in part})

@@ -81,14 +81,17 @@ def curves(table, metric: str = "auc", title: str = "", reference: dict | None =
         part = part.sort_values("fraction")
         x = part["fraction"].to_numpy() * 100
         style = {"from scratch": dict(color="black", ls="--"), "validation's choice": dict(color="black", ls=":")}.get(strategy, {})
-        ax.plot(x, part["mean"], "o-", label=f"{strategy}", **style)
+        ax.plot(x, part["mean"], marker="o", **{"ls": "-", **style}, label=f"{strategy}")
         if (part["n"] > 1).any():
-            ax.fill_between(x, part["lo"], part["hi"], alpha=0.15, color=ax.lines[-1].get_color())
+            ax.fill_between(x, part["lo"], part["hi"], alpha=0.12, color=ax.lines[-1].get_color())
     for name, v in (reference or {}).items():
         ax.axhline(v, color="grey", lw=0.8, ls=":")
         ax.text(ax.get_xlim()[0] if math.isfinite(ax.get_xlim()[0]) else 1, v, f" {name}", fontsize=7, va="bottom")
     ax.set_xscale("log")
-    ax.set_xlabel("labelled training images (% of the training split)")
+    ax.minorticks_off()
+    ticks = sorted(table["fraction"].unique() * 100)
+    ax.set_xticks(ticks, [f"{t:g} %" for t in ticks])
+    ax.set_xlabel("labelled training images (share of the training split)")
     ax.set_ylabel(f"test {metric.upper()}")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8), ax.grid(alpha=0.3, which="both")

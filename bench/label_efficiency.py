@@ -36,7 +36,8 @@ def main(argv=None) -> int:
         return 1
     for (target, size) in sorted({(r["dataset"], r["size"]) for r in recs}):
         newest = {}  # a rerun of a point (another commit) replaces the earlier one
-        for r in sorted((r for r in recs if (r["dataset"], r["size"]) == (target, size)), key=lambda r: r["timestamp"]):
+        for r in sorted((r for r in recs if (r["dataset"], r["size"]) == (target, size) and rt.on_curve(r)),
+                        key=lambda r: r["timestamp"]):
             newest[(r["params"]["label_fraction"], r["seed"])] = r
         part = list(newest.values())
         pts = rt.curve_points(part)
@@ -50,7 +51,8 @@ def main(argv=None) -> int:
                "labelled": {str(r["params"]["label_fraction"]): r.get("labelled") for r in part},
                "chosen": [{"fraction": r["params"]["label_fraction"], "seed": r["seed"], "source": r.get("source_chosen"),
                            "strategy": r.get("strategy_chosen")} for r in part],
-               "points": pts.to_dict(orient="records"), "summary": summary.to_dict(orient="records")}
+               "points": pts.to_dict(orient="records"), "summary": summary.to_dict(orient="records"),
+               "paired_at_10pct": rt.paired_difference(pts, 0.1)}
         path = rt.bench_curve_path(target, size)
         path.write_text(json.dumps(out, indent=1) + "\n")
         for panel, title in (("sources", "sources (full fine-tuning)"), ("strategies", "strategies (validation's encoder)")):

@@ -147,8 +147,9 @@ def random_contrast_gamma(x: torch.Tensor, g: torch.Generator, brightness=0.3, c
 
 
 def random_blur_noise(x: torch.Tensor, g: torch.Generator, p_blur=0.5, sigma_blur=1.0, noise=0.1) -> torch.Tensor:
-    """Gaussian blur (σ = `sigma_blur` px) on a random half of the batch, then Gaussian noise of a
-    random level in [0, `noise`] per image (x in about [-1, 1])."""
+    """Gaussian blur (σ = `sigma_blur` px) on a random share `p_blur` of the batch, then additive
+    Gaussian noise of a random level in [0, `noise`] per image (x in about [-1, 1]; a simple
+    stand-in for speckle and quantum noise)."""
     shape = (len(x),) + (1,) * (x.ndim - 1)
     k = torch.arange(-2, 3, dtype=x.dtype, device=x.device)
     k = torch.exp(-k ** 2 / (2 * sigma_blur ** 2))
@@ -163,15 +164,17 @@ def random_blur_noise(x: torch.Tensor, g: torch.Generator, p_blur=0.5, sigma_blu
 
 
 def simclr_augment(area=(0.4, 1.0), degrees: float = 15.0, flip: bool = True, contrast: float = 0.4,
-                   noise: float = 0.1) -> Compose:
-    """The chapter's SimCLR views for grey-scale medical images: crop-and-resize, horizontal
-    flip, small rotation, gamma/contrast/brightness, blur, noise. SimCLR's colour jitter and
-    grey-scale conversion have nothing to act on in a grey image and are left out."""
+                   noise: float = 0.1, gamma: float = 0.4, brightness: float = 0.3, p_blur: float = 0.5) -> Compose:
+    """The chapter's SimCLR views for grey-scale medical images: crop-and-resize (`area`), small
+    rotation (`degrees`), horizontal flip, gamma/contrast/brightness, blur (`p_blur`), additive
+    Gaussian noise (`noise`). SimCLR's colour jitter and grey-scale conversion have nothing to act
+    on in a grey image and are left out (RGB targets get the same views). Setting a knob to 0 (or
+    `area=(1, 1)`) leaves that augmentation out; the random draws of the others are unchanged."""
     ops = [lambda x, g: random_crop_resize(x, g, area, degrees)]
     if flip:
         ops.append(lambda x, g: random_flip(x, g, dim=-1))
-    ops += [lambda x, g: random_contrast_gamma(x, g, contrast=contrast),
-            lambda x, g: random_blur_noise(x, g, noise=noise)]
+    ops += [lambda x, g: random_contrast_gamma(x, g, brightness=brightness, contrast=contrast, gamma=gamma),
+            lambda x, g: random_blur_noise(x, g, p_blur=p_blur, noise=noise)]
     return Compose(ops)
 
 
@@ -323,7 +326,9 @@ def read_provenance(path: str | Path) -> dict:
 def load_encoder(path: str | Path, model: nn.Module) -> dict:
     """Load an encoder saved by `save_encoder` into `model` (its head is left as built) and
     return the provenance. Refused (CheckpointError) when the file's SHA-256 differs from the one
-    recorded at saving, or the weights do not fit the model. A grey encoder loaded into an RGB
+    recorded at saving (an accidental or partial change: a corrupted copy, a file replaced without
+    its provenance — not a signature: whoever can rewrite both files can forge it), or the weights
+    do not fit the model. A grey encoder loaded into an RGB
     model gets its first convolution copied to 3 channels, divided by 3 (and RGB -> grey summed)."""
     meta = read_provenance(path)
     if sha256(path) != meta.get("sha256"):

@@ -275,7 +275,7 @@ def test_curve_summary_has_t_intervals_over_seeds():
     recs = []
     for seed, (s, f) in enumerate([(0.80, 0.85), (0.82, 0.88), (0.84, 0.91)]):
         for frac in (0.1, 1.0):
-            recs.append({"params": {"label_fraction": frac}, "seed": seed, "timestamp": str(seed), "source_chosen": "simclr",
+            recs.append({"params": {"label_fraction": frac, "strategy": "auto", "source": "auto", "epochs": None}, "seed": seed, "timestamp": str(seed), "source_chosen": "simclr",
                          "metrics": {"test": {"scratch_auc": s, "simclr_full_auc": f, "simclr_linear_probe_auc": 0.7}}})
     pts = rt.curve_points(recs)
     summ = rt.curve_summary(pts)
@@ -290,6 +290,11 @@ def test_curve_summary_has_t_intervals_over_seeds():
     assert cmp["fraction"] == 0.1 and cmp["overlap"] is False
     assert cmp["validation's choice"][0] == pytest.approx(0.98) and cmp["from scratch"][3] == 3
     assert rt.compare_at(summ, 0.1, "SimCLR, full", "full fine-tuning")["overlap"] is True
+    pair = rt.paired_difference(rt.curve_points(recs), 0.1, "SimCLR, full", "from scratch")
+    assert pair["differences"] == pytest.approx([0.05, 0.06, 0.07]) and pair["mean"] == pytest.approx(0.06)
+    assert pair["hi"] - pair["mean"] == pytest.approx(4.302653 * 0.01 / math.sqrt(3), rel=1e-4)
+    other = {**recs[0], "params": {**recs[0]["params"], "strategy": "linear_probe"}, "timestamp": "9"}
+    assert len(rt.curve_points(recs + [other])) == len(rt.curve_points(recs))  # another setting: not on the curve
 
 
 def test_pick_source_errors(tmp_path):

@@ -5,9 +5,11 @@ encoder cache (pretrained encoders saved with their provenance and reused when a
   MedMNIST dataset (by default the 2D file present with the most training images, target aside).
 - SimCLR: the same network, pretrained on the unlabelled training images of every 2D file
   present at the size (the target's included; converted to the target's channels).
-- Fine-tuning: chapter 01's `standard` recipe with a shorter budget and a learning rate per
-  strategy, both chosen on validation (bench/README.md, chapter 06); from scratch: chapter 01's
-  recipe unchanged, the reference.
+- Fine-tuning: chapter 01's `standard` recipe with its own image budget (set for the chapter's
+  time; up to 100 epochs on small label subsets, where from scratch gets chapter 01's 80) and a
+  learning rate per strategy chosen on validation (bench/README.md, chapter 06; `freeze_blocks`
+  and the layer-wise decay were not tuned); from scratch: chapter 01's recipe unchanged, the
+  reference.
 
 Explained in chapter 06.
 """
@@ -44,9 +46,9 @@ CHAPTER_BUDGETS = {
               "source_max": None, "scratch_epochs": None, "n_embed": 2000, "probe_max": None},
 }
 SIMCLR = {"temperature": 0.5, "lr": 2e-3, "weight_decay": 1e-4, "hidden": 128, "out_dim": 64}
-# Fine-tuning (chosen on validation, bench/README.md): the images seen (epochs = images / labelled
-# images, clipped to [20, 100]: about 30 epochs on BreastMNIST's 546), the learning rate per
-# strategy, the blocks `freeze_early` freezes, the layer-wise decay.
+# Fine-tuning: the images seen (epochs = images / labelled images, clipped to [20, 100]: about 30
+# epochs on BreastMNIST's 546; set for time), the learning rate per strategy (chosen on
+# validation, bench/README.md), the blocks `freeze_early` freezes and the layer-wise decay (not tuned).
 FINETUNE = {"images": 16_000, "lr": {"linear_probe": 1e-1, "freeze_early": 1e-3, "full": 1e-3, "layerwise": 2e-3},
             "freeze_blocks": 2, "decay": 0.5}
 
@@ -121,16 +123,24 @@ def cached(run, kind: str, provenance: dict, model: torch.nn.Module, train: Call
 
 
 # ----------------------------------------------------------------------------- label-efficiency curves
+def on_curve(record: dict) -> bool:
+    """Whether a chapter 06 record belongs on the label-efficiency curve: the default choices
+    (strategy and source "auto", the fine-tuning budget), so that runs with other settings are
+    not averaged into it."""
+    p = record.get("params", {})
+    return p.get("strategy") == "auto" and p.get("source") == "auto" and p.get("epochs") is None
+
+
 def curve_points(records: list[dict], metric: str = "auc"):
     """One row per run and curve (a DataFrame): panel ("reference": from scratch and the run's
     validation-chosen model; "sources"; "strategies"), strategy, fraction, seed, value — from chapter 06 results.json records (the newest run per
-    fraction and seed)."""
+    fraction and seed) with the default choices (`on_curve`)."""
     import pandas as pd
 
     from medlib.transfer import STRATEGIES, STRATEGY_NAMES
 
     newest = {}
-    for r in sorted(records, key=lambda r: r.get("timestamp", "")):
+    for r in sorted(filter(on_curve, records), key=lambda r: r.get("timestamp", "")):
         newest[(r["params"]["label_fraction"], r["seed"])] = r
     rows = []
     for (fraction, seed), r in newest.items():
@@ -165,9 +175,9 @@ def bench_curve_path(target: str, size: int) -> Path:
 
 
 def curve_table(target: str, size: int, profile: str, root=None):
-    """(summary, where): the label-efficiency curve of `target` from this runs folder's chapter 06
-    runs when it holds >= 3 seeds at >= 2 fractions, else the curve recorded in bench/ (measured by
-    `medlib sweep sweeps/06_label_efficiency.yaml`), else (None, "")."""
+    """(summary, points, where): the label-efficiency curve of `target` from the chapter 06 runs in
+    the runs folder when it holds >= 3 seeds at >= 2 fractions, else the curve recorded in bench/
+    (measured by `medlib sweep sweeps/06_label_efficiency.yaml`), else (None, None, "")."""
     import pandas as pd
 
     from medlib.results import load_results
@@ -178,12 +188,13 @@ def curve_table(target: str, size: int, profile: str, root=None):
     if len(pts):
         seeds = pts.groupby("fraction")["seed"].nunique()
         if (seeds >= 3).sum() >= 2:
-            return curve_summary(pts), f"{len(recs)} runs in {paths.runs_dir(root)}"
+            return curve_summary(pts), pts, f"{pts[['fraction', 'seed']].drop_duplicates().shape[0]} runs in {paths.runs_dir(root)}"
     bench = bench_curve_path(target, size)
     if bench.exists():
         saved = json.loads(bench.read_text())
-        return pd.DataFrame(saved["summary"]), f"recorded in bench/ ({saved['n_runs']} runs, commit {saved['commit'][:8]})"
-    return None, ""
+        return (pd.DataFrame(saved["summary"]), pd.DataFrame(saved["points"]),
+                f"recorded in bench/ ({saved['n_runs']} runs, commit {saved['commit'][:8]})")
+    return None, None, ""
 
 
 def compare_at(summary, fraction: float, a: str = "validation's choice", b: str = "from scratch") -> dict:
@@ -194,3 +205,16 @@ def compare_at(summary, fraction: float, a: str = "validation's choice", b: str 
     ra, rb = row(a), row(b)
     return {"fraction": float(fr), a: (ra["mean"], ra["lo"], ra["hi"], int(ra["n"])), b: (rb["mean"], rb["lo"], rb["hi"], int(rb["n"])),
             "overlap": not (ra["lo"] > rb["hi"] or rb["lo"] > ra["hi"])}
+
+
+def paired_difference(points, fraction: float, a: str = "validation's choice", b: str = "from scratch") -> dict:
+    """Curve `a` minus curve `b` seed by seed (each seed shares its label subset) at the recorded
+    fraction nearest `fraction`: the differences, their mean and 95 % t-interval."""
+    from scipy import stats
+
+    fr = min(points["fraction"].unique(), key=lambda f: abs(f - fraction))
+    at = points[points["fraction"] == fr].pivot_table(index="seed", columns="strategy", values="value")
+    d = (at[a] - at[b]).dropna().to_numpy()
+    n, m = len(d), float(d.mean())
+    half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / n ** 0.5) if n > 1 else float("nan")
+    return {"fraction": float(fr), "differences": d.tolist(), "mean": m, "lo": m - half, "hi": m + half, "n": n}

@@ -112,6 +112,16 @@ def _transfer() -> dict:
                          "size": [28, 64, 128, 224]})
 
 
+def _trust() -> dict:
+    from medlib import active
+    from medlib.data import registry
+    from medlib.uncertainty import METHODS
+
+    single = [f for f in registry.flags(2) if not registry.info(f).multilabel]  # temperature and conformal sets need one label
+    return dict(datasets=single, choices={"size": [28, 64, 128, 224], "method": list(METHODS),
+                                          "query": [*active.QUERIES, "all"]})
+
+
 def _unet() -> dict:
     from medlib.data.segmentation import DATASETS
     from medlib.losses import LOSSES
@@ -120,7 +130,7 @@ def _unet() -> dict:
     return dict(datasets=list(DATASETS), models=list(MODELS), choices={"loss": list(LOSSES)}, allow_path_dataset=True)
 
 
-SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "03_autoencoders": _autoencoders, "05_unet": _unet, "06_transfer_learning": _transfer, "07_vit": _vit, "09_xai": _xai}
+SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "03_autoencoders": _autoencoders, "05_unet": _unet, "06_transfer_learning": _transfer, "07_vit": _vit, "09_xai": _xai, "11_trust": _trust}
 
 
 def spec(chapter: str) -> dict:

@@ -29,7 +29,9 @@ METRICS = {"01_cnn": ("auc", "acc"), "02_rnn": ("auc", "acc", "balanced_acc", "s
            "06_transfer_learning": ("auc", "acc", "scratch_auc", "scratch_acc"),
            "07_vit": ("auc", "acc"),
            "09_xai": ("auc", "acc", "pointing_gradcam", "deletion_auc_gradcam", "insertion_auc_gradcam",
-                      "randomisation_spearman_gradcam")}
+                      "randomisation_spearman_gradcam"),
+           "11_trust": ("auc", "acc", "ece_before", "ece_after", "auc_after", "conformal_coverage", "conformal_set_size",
+                        "aurc")}
 _FINE = {"sensitivity", "specificity", "denoise_ssim", "bm3d_ssim", "sens_pooled", "spec_pooled",
          "deletion_auc_gradcam", "insertion_auc_gradcam", "randomisation_spearman_gradcam"}
 HEADLINE = {ch: tuple(m for m in ms if m not in _FINE) for ch, ms in METRICS.items()}

@@ -305,3 +305,59 @@ def test_06_nt_xent_and_simclr_step_by_hand_equal_medlib_and_lightly():
                                 warmup_epochs=0, seed=3), epochs=1, progress=False).fit([(x,)])
     for a, b in zip(net.state_dict().values(), twin.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6)
+
+
+def test_11_calibration_conformal_and_selective_prediction_by_hand_equal_medlib():
+    import scipy.optimize
+
+    from medlib.metrics import calibration as cal
+
+    ns = definitions("11_trust.ipynb", "reliability_by_hand", "ece_by_hand", "risk_coverage_by_hand", "lac_by_hand",
+                     "nll_at", "temperature_by_hand")
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(400, 3)) * 3
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = np.array([rng.choice(3, p=row) for row in np.exp(z / 2) / np.exp(z / 2).sum(1, keepdims=True)])
+    assert abs(ns["ece_by_hand"](y, p) - cal.ece(y, p)) < 1e-12
+    r = ns["reliability_by_hand"](y, p)
+    lib = cal.reliability(y, p)
+    assert np.array_equal(r[:, 0], lib["count"]) and np.allclose(r[:, 2], lib["accuracy"], equal_nan=True)
+    correct, u = (p.argmax(1) == y).astype(float), rng.random(400)
+    assert np.allclose(ns["risk_coverage_by_hand"](correct, u)[1], cal.risk_coverage(correct, u)[1])
+    sets, q = ns["lac_by_hand"](p[:200], y[:200], p[200:], 0.1)
+    assert q == cal.conformal_quantile(cal.nonconformity(p[:200], y[:200]), 0.1)
+    assert np.array_equal(sets, cal.prediction_sets(p[200:], q))
+    ns.update(z_t=torch.from_numpy(z).double(), y_t=torch.from_numpy(y))  # the globals the notebook's cells define
+    t_hand = ns["temperature_by_hand"]()
+    t_direct = scipy.optimize.minimize_scalar(lambda t: ns["nll_at"](1 / t).item(), bounds=(0.05, 20),
+                                              method="bounded", options={"xatol": 1e-8}).x
+    assert abs(t_hand - cal.fit_temperature(z, y)) / t_hand < 1e-4 and abs(t_hand - t_direct) / t_hand < 1e-3
+    assert 1.5 < t_hand < 2.6  # the labels were drawn at temperature 2
+
+
+def test_11_mc_dropout_and_active_learning_loop_by_hand_equal_medlib():
+    from types import SimpleNamespace
+
+    from medlib import active
+    from medlib import uncertainty as unc
+    from medlib.data.batches import normalize
+    from medlib.data.synthetic import synthetic
+    from medlib.env import derive_seed
+    from medlib.evaluation import evaluate
+    from medlib.recipes import trust as rt
+
+    ns = definitions("11_trust.ipynb", "mc_dropout_by_hand", "active_learning_by_hand")
+    d = synthetic("binary-class", n=120)
+    net = cnn.build_model("compactresnet", 1, 2, 28)
+    torch.manual_seed(derive_seed(3, "mc_dropout"))
+    hand = ns["mc_dropout_by_hand"](net, normalize(d.val.images), 4).numpy()
+    assert np.abs(hand - unc.mc_dropout(net, d.val, 4, "cpu", seed=3)).max() < 1e-6
+    assert not net.training
+    ns.update(info=d.info, K=2, rt=rt, active=active, evaluate=evaluate,
+              run=SimpleNamespace(size=28, al_images=64, passes=3, device="cpu"))
+    for query in ("bald", "coreset"):
+        page = ns["active_learning_by_hand"](query, d.train, d.val, [4, 8, 12], 1)
+        lib = rt.active_learning_curve(query, d.train, d.val, size=28, budget=1.0, images=64, passes=3, seed=1,
+                                       device="cpu", sizes=[4, 8, 12])
+        assert page["n_labels"] == lib["n_labels"] == [4, 8, 12]
+        assert page["val_auc"] == lib["val_auc"] and page["share_per_class"] == lib["share_per_class"]

@@ -88,22 +88,18 @@ def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def expected_calibration_error(y_true, y_score, task: str, n_bins: int = 15) -> float:
-    """ECE of the top-class confidence (binary/multi-class/ordinal) or of every label
-    probability (multi-label): sum over bins of |accuracy - confidence| weighted by bin size."""
+    """ECE of the top-class confidence (binary/multi-class/ordinal; `calibration.ece`) or of every
+    label probability (multi-label): sum over bins of |accuracy - confidence| weighted by bin size."""
+    from medlib.metrics import calibration
+
     y, s = _prep(y_true, y_score)
-    if task == MULTILABEL:  # every label is its own binary prediction
-        p = s.ravel()
-        conf, correct = np.maximum(p, 1 - p), ((p > 0.5) == y.ravel()).astype(float)
-    else:
-        if task == BINARY and s.ndim == 1:
-            s = np.stack([1 - s, s], 1)
-        conf, pred = s.max(1), s.argmax(1)
-        if task == BINARY:  # the prediction ACC uses: threshold 0.5 on the positive score
-            pred = (s[:, -1] > 0.5).astype(int)
-            conf = np.where(pred == 1, s[:, -1], 1 - s[:, -1])
-        correct = (pred == y).astype(float)
-    bins = np.linspace(0, 1, n_bins + 1)
-    idx = np.clip(np.digitize(conf, bins[1:-1], right=True), 0, n_bins - 1)
+    if task != MULTILABEL:
+        if s.ndim == 1 or s.shape[1] == 1:
+            s = np.stack([1 - s.reshape(-1), s.reshape(-1)], 1)
+        return calibration.ece(y, s, n_bins)
+    p = s.ravel()  # every label is its own binary prediction
+    conf, correct = np.maximum(p, 1 - p), ((p > 0.5) == y.ravel()).astype(float)
+    idx = calibration.bin_index(conf, n_bins)
     ece = 0.0
     for b in range(n_bins):
         m = idx == b

@@ -51,7 +51,8 @@ CHAPTERS = {
     "05_unet": True,  # medlib.viz.segmentation.threshold_explorer (section 10)
     "07_vit": True,  # medlib.viz.vit.attention_explorer (section 9): image, block, head
     "09_xai": True,  # medlib.viz.xai.explorer (section 9): image, method, class, layer
-    "10_benchmark": True,  # the winner's-curse figure (section 5): k configurations tried on the test set
+    "10_benchmark": True,
+    "11_trust": True,  # the temperature explorer (section 10): reliability diagram against T  # the winner's-curse figure (section 5): k configurations tried on the test set
 }
 
 CHROMIUM = os.environ.get("MEDLIB_UI_CHROMIUM", "/usr/bin/chromium")

@@ -118,7 +118,7 @@ def _trust() -> dict:
     from medlib.uncertainty import METHODS
 
     single = [f for f in registry.flags(2) if not registry.info(f).multilabel]  # temperature and conformal sets need one label
-    return dict(datasets=single, choices={"size": [28, 64, 128, 224], "method": list(METHODS),
+    return dict(datasets=single, choices={"size": [28, 64, 128, 224], "method": ["auto", *METHODS],
                                           "query": [*active.QUERIES, "all"]})
 
 

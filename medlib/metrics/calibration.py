@@ -133,14 +133,21 @@ def accuracy_at_coverage(correct, uncertainty, coverage: float) -> float:
 
 
 # ----------------------------------------------------------------------------- conformal prediction
-def nonconformity(probs, y, score: str = "lac") -> np.ndarray:
-    """The score of the TRUE class per image: LAC 1 − p_y; APS the total probability of the
-    classes at least as likely as y (non-randomised)."""
+def _above(p: np.ndarray) -> np.ndarray:
+    """(N, K): for each class, the total probability of the classes strictly more likely than it."""
+    return np.sum(np.where(p[:, None, :] > p[:, :, None], p[:, None, :], 0.0), 2)
+
+
+def nonconformity(probs, y, score: str = "lac", seed: int = 0) -> np.ndarray:
+    """The score of the TRUE class per image: LAC 1 − p_y (Sadinle, Lei & Wasserman, 2019); APS
+    (Romano, Sesia & Candès, 2020, randomised) the mass of the classes more likely than y plus a
+    uniform random share u·p_y of its own (u from `seed`, one per image)."""
     p, y = _probs(probs), _labels(y)
     if score == "lac":
         return 1 - p[np.arange(len(p)), y]
     if score == "aps":
-        return np.sum(np.where(p >= p[np.arange(len(p)), y][:, None], p, 0.0), 1)
+        u = np.random.default_rng(seed).random(len(p))
+        return _above(p)[np.arange(len(p)), y] + u * p[np.arange(len(p)), y]
     raise ValueError(f"unknown conformal score {score!r}; valid: {', '.join(SCORES)}")
 
 
@@ -154,14 +161,17 @@ def conformal_quantile(scores, alpha: float) -> float:
     return float(np.inf) if k > len(s) else float(s[k - 1])
 
 
-def prediction_sets(probs, qhat: float, score: str = "lac") -> np.ndarray:
-    """Boolean (N, K): class k is in the set when its score would be ≤ q̂."""
+def prediction_sets(probs, qhat: float, score: str = "lac", seed: int = 0) -> np.ndarray:
+    """Boolean (N, K): class k is in the set when the score it would get is ≤ q̂. LAC: 1 − p_k ≤ q̂
+    (a set is empty when no class reaches 1 − q̂). APS: the classes in decreasing probability while
+    their mass stays within q̂, the last one kept with a probability that makes the coverage exact
+    (the same u per image as `nonconformity` with this seed)."""
     p = _probs(probs)
     if score == "lac":
         return 1 - p <= qhat
-    if score == "aps":  # the score class k would get: mass of the classes at least as likely as k
-        mass = np.sum(np.where(p[:, None, :] >= p[:, :, None], p[:, None, :], 0.0), 2)
-        return mass <= qhat
+    if score == "aps":
+        u = np.random.default_rng(seed).random(len(p))[:, None]
+        return _above(p) + u * p <= qhat
     raise ValueError(f"unknown conformal score {score!r}; valid: {', '.join(SCORES)}")
 
 
@@ -179,7 +189,8 @@ def conformal_splits(probs, y, alpha: float = 0.1, n_cal: int | None = None, n_s
     for i in range(n_splits):
         perm = rng.permutation(len(p))
         cal, ev = perm[:n_cal], perm[n_cal:]
-        q = conformal_quantile(nonconformity(p[cal], y[cal], score), alpha)
-        sets = prediction_sets(p[ev], q, score)
+        s_cal, s_ev = rng.integers(2**31, size=2)  # the APS randomisation of each half
+        q = conformal_quantile(nonconformity(p[cal], y[cal], score, seed=int(s_cal)), alpha)
+        sets = prediction_sets(p[ev], q, score, seed=int(s_ev))
         cov[i], size[i] = sets[np.arange(len(ev)), y[ev]].mean(), sets.sum(1).mean()
     return {"coverage": cov, "size": size}

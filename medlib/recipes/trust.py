@@ -1,5 +1,5 @@
-"""Chapter 11's budgets and training recipes: the deep ensemble (chapter 01's CompactResNet and
-`standard` recipe, the single model's image budget shared among the members), and the
+"""Chapter 11's budgets and training recipes: the deep ensemble (five small CompactResNets with
+chapter 01's `standard` recipe, together about the single model's training compute), and the
 active-learning loop (a fresh model per round, trained on the labelled set with a fixed number
 of images seen). Explained in chapter 11."""
 

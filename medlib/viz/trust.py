@@ -77,7 +77,7 @@ def risk_coverage(curves: dict[str, tuple[np.ndarray, np.ndarray]], aurcs: dict[
     """Risk (error rate on the kept images) against coverage, one line per method; AURC in the legend."""
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     for name, (cov, risk) in curves.items():
-        ls = "--" if name in ("oracle", "random order") else "-"
+        ls = "--" if name.startswith(("oracle", "random")) else "-"
         ax.plot(cov, risk, ls, lw=1.4, label=f"{name} (AURC {aurcs[name]:.4f})")
     ax.set_xlabel("coverage (share of images the model answers)"), ax.set_ylabel("risk (error rate of the answers)")
     full = max(risk[-1] for _, risk in curves.values())  # the error rate when answering everything
@@ -128,10 +128,15 @@ def robustness(table, metrics=("acc", "ece", "entropy"), title: str = ""):
     for ax, metric in zip(axes[0], metrics):
         for (kind, model), g in table.groupby(["kind", "model"], sort=False):
             g = g.sort_values("severity")
-            ax.plot(g["severity"], g[metric], "o-" if model == models[0] else "s--", ms=3, lw=1.2,
+            ax.plot(g["severity"], g[metric], ("o-", "s--", "^:")[models.index(model) % 3], ms=3, lw=1.2,
                     color=colours[kind], label=f"{kind} · {model}")
         ax.set_xlabel("severity (0 = clean)"), ax.set_title(names.get(metric, metric), fontsize=9), ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colours[k], lw=2, label=k) for k in kinds]
+    handles += [Line2D([], [], color="k", ls=("-", "--", ":")[i % 3], marker=("o", "s", "^")[i % 3], ms=3, label=m)
+                for i, m in enumerate(models)]
+    axes[0, -1].legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -156,16 +156,11 @@ def curve_points(records: list[dict], metric: str = "auc"):
 
 def curve_summary(points):
     """Mean and 95 % t-interval over seeds per (panel, strategy, fraction)."""
-    from scipy import stats
-
-    def one(v):
-        n, m = len(v), v.mean()
-        half = stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / n ** 0.5 if n > 1 else 0.0
-        return {"mean": m, "lo": m - half, "hi": m + half, "n": n}
-
     import pandas as pd
 
-    out = [{"panel": p, "strategy": s, "fraction": f, **one(g["value"].to_numpy())}
+    from medlib.metrics.common import t_interval
+
+    out = [{"panel": p, "strategy": s, "fraction": f, **t_interval(g["value"].to_numpy())}
            for (p, s, f), g in points.groupby(["panel", "strategy", "fraction"], sort=False)]
     return pd.DataFrame(out)
 

@@ -16,6 +16,7 @@ from medlib.data.augment import standard_2d
 from medlib.data.batches import TensorLoader
 from medlib.data.medmnist import Split
 from medlib.evaluation import evaluate
+from medlib.metrics.common import t_interval
 from medlib.recipes.classification import (
     budget_epochs,
     build_classifier,
@@ -178,17 +179,6 @@ def active_learning_curve(query: str, train: Split, val: Split, *, size: int, bu
         labelled = np.sort(np.concatenate([labelled, pool[pick]]))
     curve["seconds"] = time.perf_counter() - t0
     return curve
-
-
-def t_interval(values) -> dict:
-    """Mean and 95 % t-interval of a few values (seeds); the interval is the mean alone for one value."""
-    from scipy import stats
-
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
-    if not len(v):
-        return {"mean": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0}
-    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / len(v) ** 0.5) if len(v) > 1 else 0.0
-    return {"mean": float(v.mean()), "lo": float(v.mean() - half), "hi": float(v.mean() + half), "n": int(len(v))}
 
 
 def al_summary(records: list[dict], share: float = 0.95) -> dict:

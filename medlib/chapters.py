@@ -122,6 +122,14 @@ def _trust() -> dict:
                                           "query": [*active.QUERIES, "all"]})
 
 
+def _gans() -> dict:
+    from medlib.data import registry
+    from medlib.models.gan import LOSSES
+
+    single = [f for f in registry.flags(2) if not registry.info(f).multilabel]  # a conditional GAN needs one label
+    return dict(datasets=single, choices={"size": [28, 64, 128, 224], "loss": list(LOSSES)})
+
+
 def _unet() -> dict:
     from medlib.data.segmentation import DATASETS
     from medlib.losses import LOSSES
@@ -130,7 +138,7 @@ def _unet() -> dict:
     return dict(datasets=list(DATASETS), models=list(MODELS), choices={"loss": list(LOSSES)}, allow_path_dataset=True)
 
 
-SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "03_autoencoders": _autoencoders, "05_unet": _unet, "06_transfer_learning": _transfer, "07_vit": _vit, "09_xai": _xai, "11_trust": _trust}
+SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "03_autoencoders": _autoencoders, "04_gans": _gans, "05_unet": _unet, "06_transfer_learning": _transfer, "07_vit": _vit, "09_xai": _xai, "11_trust": _trust}
 
 
 def spec(chapter: str) -> dict:

@@ -25,6 +25,8 @@ from medlib import paths
 # headline among them (the first is plotted): metrics.<split>.<name>.
 METRICS = {"01_cnn": ("auc", "acc"), "02_rnn": ("auc", "acc", "balanced_acc", "sensitivity", "specificity"),
            "03_autoencoders": ("anomaly_auc", "supervised_auc", "denoise_psnr", "bm3d_psnr", "denoise_ssim", "bm3d_ssim"),
+           "04_gans": ("tstr_ratio", "cond_acc", "fid_domain", "fid_floor", "kid_domain", "tstr_auc", "trtr_auc",
+                       "subset_auc", "subset_gan_auc"),
            "05_unet": ("dice", "dice_pooled", "auc_pooled", "sens_pooled", "spec_pooled", "hd95"),
            "06_transfer_learning": ("auc", "acc", "scratch_auc", "scratch_acc"),
            "07_vit": ("auc", "acc"),

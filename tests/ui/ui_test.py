@@ -48,6 +48,7 @@ CHAPTERS = {
     "01_cnn": True,  # medlib.viz.classification.operating_point_explorer (section 7, validation)
     "02_rnn": True,  # medlib.viz.volumes.attention_explorer (section 9)
     "03_autoencoders": True,  # the denoising explorer (section 3): noise level and image sliders
+    "04_gans": True,  # the class and latent-walk explorer (section 9): a class menu and a t slider
     "05_unet": True,  # medlib.viz.segmentation.threshold_explorer (section 10)
     "07_vit": True,  # medlib.viz.vit.attention_explorer (section 9): image, block, head
     "09_xai": True,  # medlib.viz.xai.explorer (section 9): image, method, class, layer

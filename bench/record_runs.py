@@ -92,6 +92,7 @@ PLAN = {
                                                ["--profile", "smoke"]),
     "09_xai_breastmnist_standard_cpu_seed0_vit": ("09_xai", ["dataset", "breastmnist", "model", "vit", "seed", "0"], []),
     "04_gans_pneumoniamnist_standard_cpu_seed0": ("04_gans", ["seed", "0"], []),
+    "04_gans_pneumoniamnist_standard_cpu_seed0_reuse": ("04_gans", ["seed", "0", "reuse", "True"], []),
     "04_gans_pneumoniamnist_standard_cpu_seed1": ("04_gans", ["seed", "1"], []),
     "04_gans_pneumoniamnist_standard_cpu_seed2": ("04_gans", ["seed", "2"], []),
     "04_gans_pneumoniamnist_smoke_cpu_seed0": ("04_gans", ["seed", "0"], ["--profile", "smoke"]),

@@ -89,11 +89,12 @@ def domain_kid(extractor: DomainFeatures, real: torch.Tensor, fake: torch.Tensor
                subset_size: int = 200, seed: int = 0, batch_size: int = 512) -> tuple[float, float]:
     """Kernel Inception Distance (Bińkowski 2018) in the classifier's feature space, by
     torchmetrics: the unbiased MMD^2 with a cubic polynomial kernel, mean and sd over `subsets`
-    random subsets of `subset_size` (capped at the smaller set). Unbiased: ~0 for equal
-    distributions, whatever the sample size — unlike FID."""
+    random subsets of `subset_size` (capped at half the smaller set, so that the subsets differ
+    and the sd means something). Unbiased: ~0 for equal distributions, whatever the sample size —
+    unlike FID — so small negative values are noise."""
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    size = min(subset_size, len(real), len(fake))
+    size = max(2, min(subset_size, len(real) // 2, len(fake) // 2))
     torch.manual_seed(seed)  # torchmetrics draws the subsets with the global generator
     with warnings.catch_warnings():  # "will save all extracted features": a few thousand 96-d vectors here
         warnings.simplefilter("ignore", UserWarning)

@@ -35,7 +35,7 @@ def game_diagnostics(histories: dict, title: str = ""):
     """Per model: the two losses, D(x) and D(G(z)) (or the critic's Wasserstein estimate), and
     the validation Fréchet distance, per epoch; the kept epoch marked."""
     fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.4))
-    twin = None
+    twin, combined = None, False
     for (name, h), c in zip(histories.items(), ("#4c72b0", "#c44e52", "#55a868", "#8172b2")):
         ep = np.arange(1, len(h.epochs) + 1)
         wgan = bool(h.epochs) and "train_w_dist" in h.epochs[0]
@@ -53,7 +53,10 @@ def game_diagnostics(histories: dict, title: str = ""):
             ax2 = axes[1].twinx()
             ax2.plot(ep, h.column("train_w_dist"), ":", color=c, label=f"{name}: critic's W estimate (right)")
             ax2.set_ylabel("Wasserstein estimate", fontsize=8)
-            ax2.legend(fontsize=7, loc="upper center")
+            h1, l1 = axes[1].get_legend_handles_labels()
+            h2, l2 = ax2.get_legend_handles_labels()
+            ax2.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper right")  # one legend, on the top axis
+            combined = True
         fid = h.column("val_fid")
         if any(v is not None for v in fid):
             axes[2].plot(ep, fid, "o-", color=c, label=name)
@@ -68,7 +71,8 @@ def game_diagnostics(histories: dict, title: str = ""):
     axes[2].set_title("validation domain FID (lower is better; * kept)", fontsize=9)
     for ax in axes:
         ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
+        if not (combined and ax is axes[1]):
+            ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -34,7 +34,9 @@ def ms(values, fmt: str = "{:.3f}") -> str:
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
     if not len(v):
         return ""
-    return (fmt + " ± " + fmt).format(v.mean(), v.std(ddof=1)) if len(v) > 1 else fmt.format(v[0]) + " (one run)"
+    if len(v) == 1:
+        return fmt.format(v[0]) + " (one run)"
+    return fmt.format(v.mean()) + " ± " + fmt.replace("+", "").format(v.std(ddof=1))
 
 
 def evaluation_table(recs: list[dict]) -> str:

@@ -37,8 +37,8 @@ BATCH = 64  # images per discriminator update (WGAN-GP: per critic update)
 # classifiers' and GAN's images seen. `standard` runs the trial for one seed (the chapter's); the
 # 3-seed answer comes from three chapter runs (bench/README.md).
 CHAPTER_BUDGETS = {
-    "smoke": {"epochs": 1, "gan_images": None, "clf_images": 1500, "n_critic": 2, "n_val": 200, "n_cond": 50,
-              "collapse_steps": 4, "sub_share": 0.25, "sub_seeds": 1, "sub_clf_images": 600, "sub_gan_images": 300},
+    "smoke": {"epochs": 1, "gan_images": None, "clf_images": 800, "n_critic": 2, "n_val": 128, "n_cond": 25,
+              "collapse_steps": 4, "sub_share": 0.25, "sub_seeds": 1, "sub_clf_images": 256, "sub_gan_images": 128},
     "standard": {"epochs": None, "gan_images": 24_000, "clf_images": 9000, "n_critic": 2, "n_val": 500, "n_cond": 500,
                  "collapse_steps": 80, "sub_share": 0.1, "sub_seeds": 1, "sub_clf_images": 4000,
                  "sub_gan_images": 4000},

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from medlib.sweep import GridError, expand, load_grid, run_id
+from medlib.sweep import GridError, expand, load_grid, run_id, run_state
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "tests" / "fixtures" / "sweep_course"
@@ -41,7 +41,12 @@ def _sweep(grid, out, *args, wait=True, **kw):
 
 
 def _results(out: Path) -> dict[str, dict]:
-    return {p.parent.name: json.loads(p.read_text()) for p in (out / "90_tiny").glob("*/results.json")}
+    """The finished runs (run.json says ok), not the attempts a resumed sweep moved aside.
+
+    results.json alone is not enough: a run killed between writing it and its run.json is
+    unfinished, and a resumed sweep reruns it."""
+    return {d.name: json.loads((d / "results.json").read_text()) for d in (out / "90_tiny").glob("*")
+            if d.is_dir() and ".attempt" not in d.name and run_state(d) == "done"}
 
 
 def test_grid_expands_to_the_product_plus_the_explicit_runs(tiny, tmp_path):

@@ -29,6 +29,11 @@ def normalize(x_uint8: torch.Tensor, mean: float = 0.5, std: float = 0.5) -> tor
     return (x_uint8.float() / 255.0 - mean) / std
 
 
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats (a generator's or `normalize`'s output) -> uint8 [0, 255], as a PNG stores them."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 class TensorLoader:
     """Iterate over a `Split` in batches of (x float (B, C, ...), y) on `device`.
 

@@ -16,6 +16,8 @@ import scipy.linalg
 import torch
 import torch.nn as nn
 
+from medlib.data.batches import to_uint8
+
 
 class DomainFeatures(nn.Module):
     """A trained classifier's penultimate features as a torchmetrics feature extractor: images
@@ -150,8 +152,7 @@ def memorisation(fake: torch.Tensor, train: torch.Tensor, heldout: torch.Tensor)
     reference). Quantised to uint8 first, as an image file would be. Returns the share of
     exact copies, the median distances, and the share of samples closer to a training image
     than the 1st percentile of held-out images is."""
-    to_u8 = lambda x: ((x.clamp(-1, 1) + 1) * 127.5).round()  # noqa: E731
-    f, t, h = to_u8(fake), to_u8(train), to_u8(heldout)
+    f, t, h = (to_uint8(v).float() for v in (fake, train, heldout))
     d_fake, idx = nearest_distances(f, t)
     d_held, _ = nearest_distances(h, t)
     q01 = float(torch.quantile(d_held, 0.01))

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import torch
 
-from medlib.data.batches import TensorLoader, normalize
+from medlib.data.batches import TensorLoader, normalize, to_uint8
 from medlib.data.medmnist import Split
 from medlib.metrics.generative import DomainFeatures, features, frechet_distance
 from medlib.models.gan import Discriminator, GANStep, Generator, sample
@@ -51,11 +51,6 @@ CHAPTER_BUDGETS = {
 def gan_epochs(train: Split, images: int) -> int:
     """GAN epochs for about `images` training images seen (1 to 300)."""
     return int(min(300, max(1, round(images / len(train)))))
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] floats -> uint8 images, as a PNG would store them."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

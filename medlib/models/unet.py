@@ -102,6 +102,10 @@ class UNet(nn.Module):
         """The attention maps of the last forward pass, coarse to fine (B, 1, h, w) each."""
         return [g.last_map for g in self.gates if g.last_map is not None]
 
+    def transform_bottleneck(self, x: torch.Tensor) -> torch.Tensor:
+        """The coarsest features, unchanged; hybrids put a transformer here (`TransUNet`)."""
+        return x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, H, W)
         factor = 2**self.depth
         if x.shape[-2] % factor or x.shape[-1] % factor:
@@ -113,7 +117,7 @@ class UNet(nn.Module):
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else self.pool(x))  # (B, width·2^i, H/2^i, W/2^i)
             feats.append(x)
-        x = feats.pop()  # bottleneck
+        x = self.transform_bottleneck(feats.pop())  # (B, width·2^depth, H/2^depth, W/2^depth)
         for j, (up, dec) in enumerate(zip(self.up, self.dec)):
             x = up(x)  # (B, C_skip, 2h, 2w)
             skip = feats.pop()

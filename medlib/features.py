@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy import stats
+from scipy import ndimage, stats
 from skimage import feature, filters, measure
 
 GLCM_PROPS = ("contrast", "dissimilarity", "homogeneity", "ASM", "correlation")
@@ -61,12 +61,14 @@ def shape(mask: np.ndarray) -> dict[str, float]:
     2D: area, perimeter (Crofton), compactness 4πA/P² (1 for a disc). 3D: volume, surface area (marching
     cubes mesh), sphericity π^(1/3)(6V)^(2/3)/A (1 for a ball). Both: number of components,
     extent (foreground / bounding box), solidity (foreground / convex hull), and elongation
-    sqrt(λ_min / λ_max) of the inertia tensor (1 for round, → 0 for a line)."""
+    sqrt(λ_min / λ_max) of the inertia tensor (1 for round, → 0 for a line), and thickness: the
+    largest and mean distance from a foreground pixel to the background and their ratio (a
+    bulge on a tube, such as an aneurysm on a vessel, raises the ratio)."""
     m = np.asarray(mask, bool)
     if m.ndim not in (2, 3):
         raise ValueError(f"shape features need a 2D or 3D mask, got shape {m.shape}")
     names = (["area", "perimeter", "compactness"] if m.ndim == 2 else ["volume", "surface", "sphericity"]) + \
-        ["components", "extent", "solidity", "elongation"]
+        ["components", "extent", "solidity", "elongation", "thickness_max", "thickness_mean", "thickness_ratio"]
     if not m.any():
         return dict.fromkeys(names, 0.0)
     labels, n = measure.label(m, return_num=True)
@@ -84,8 +86,10 @@ def shape(mask: np.ndarray) -> dict[str, float]:
         solidity = float(rp.solidity)
     except (ValueError, RuntimeError):  # a flat region has no convex hull (qhull needs full dimension)
         solidity = 1.0
+    depth = ndimage.distance_transform_edt(np.pad(m, 1))[m.ndim * (slice(1, -1),)][m]  # distance to the background
     return dict(zip(names, [size, boundary, float(round_), float(n), float(rp.extent), solidity,
-                            float(np.sqrt(eig[-1] / eig[0])) if eig[0] > 0 else 0.0]))
+                            float(np.sqrt(eig[-1] / eig[0])) if eig[0] > 0 else 0.0,
+                            float(depth.max()), float(depth.mean()), float(depth.max() / depth.mean())]))
 
 
 # ---------------------------------------------------------------- texture

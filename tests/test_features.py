@@ -77,6 +77,9 @@ def test_shape_of_a_disc_and_a_ball():
     rod = np.zeros((32, 32, 32), bool)
     rod[14:18, 14:18, 2:30] = True
     assert F.shape(rod)["elongation"] < 0.2  # a rod is elongated, a ball is not
+    bulge = rod | (x**2 + y**2 + (z - 0) ** 2 <= 5**2)  # an aneurysm-like ball on the rod
+    assert F.shape(rod)["thickness_max"] == 2 and F.shape(bulge)["thickness_max"] >= 5
+    assert F.shape(bulge)["thickness_ratio"] > F.shape(rod)["thickness_ratio"]
     assert F.shape(np.zeros((8, 8), bool))["area"] == 0
 
 

@@ -1,0 +1,103 @@
+"""Recipes for chapter 08 (hybrids): handcrafted features of a MedMNIST split (in parallel),
+a network's penultimate features, classical learners on features, and the two ways to fuse
+deep and handcrafted information.
+
+- early fusion: one classifier on [handcrafted features, network features] side by side;
+- late fusion: two classifiers, their probabilities averaged with a weight chosen on
+  validation (`late_fusion_weight`).
+
+Every choice (the learner's settings, the late-fusion weight, the ablated families) is made on
+the validation split; test is scored once. Explained in chapter 08.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from medlib.data.batches import TensorLoader
+from medlib.data.medmnist import Split
+from medlib.features import FAMILIES, family_of, feature_matrix
+from medlib.metrics.classification import classification_metrics
+
+
+def split_features(split: Split, families=FAMILIES, n_jobs: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """(N, F) handcrafted features of a MedMNIST split (2D images or 3D volumes) and their
+    names, computed in `n_jobs` processes (default: torch's thread count) in chunks."""
+    from joblib import Parallel, delayed
+
+    images = split.images.numpy()
+    dims = images.ndim - 2  # (N, C, H, W) or (N, C, D, H, W)
+    n_jobs = n_jobs or max(torch.get_num_threads(), 1)
+    chunks = np.array_split(np.arange(len(images)), max(1, min(len(images), 4 * n_jobs)))
+    parts = Parallel(n_jobs=n_jobs)(delayed(feature_matrix)(images[c], dims, families) for c in chunks if len(c))
+    return np.concatenate([p[0] for p in parts]), parts[0][1]
+
+
+def columns(names: list[str], families) -> list[int]:
+    """Indices of the features that belong to `families` (see `medlib.features.family_of`)."""
+    return [i for i, n in enumerate(names) if family_of(n) in families]
+
+
+@torch.no_grad()
+def penultimate(model: nn.Module, split: Split, device=None, batch_size: int = 512) -> np.ndarray:
+    """(N, F) the inputs of the model's last linear layer (its features before the classifier),
+    in eval mode: a forward pre-hook on that layer collects them."""
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not last:
+        raise ValueError("the model has no nn.Linear layer whose input could serve as features")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.eval()
+    out: list[torch.Tensor] = []
+    handle = last[-1].register_forward_pre_hook(lambda m, args: out.append(args[0].detach().float().cpu()))
+    try:
+        for x, _ in TensorLoader(split, batch_size, device=device):
+            model(x)
+    finally:
+        handle.remove()
+    return torch.cat(out).numpy()
+
+
+def labels_of(split: Split) -> np.ndarray:
+    """(N,) integer labels of a single-label split."""
+    if split.info.task == "multi-label, binary-class":
+        raise ValueError("fusion recipes handle single-label tasks; this split is multi-label")
+    return split.labels.numpy().reshape(len(split), -1)[:, 0].astype(np.int64)
+
+
+def feature_learner(kind: str = "gbm", seed: int = 0, **kw):
+    """A scikit-learn classifier for feature vectors: "gbm" (histogram gradient boosting, the
+    strong tabular default) or "logistic" (standardised, L2-regularised logistic regression)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if kind == "gbm":
+        return HistGradientBoostingClassifier(random_state=seed, **{"max_iter": 200, "learning_rate": 0.05, **kw})
+    if kind == "logistic":
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, **{"C": 1.0, **kw}))
+    raise ValueError(f"unknown learner {kind!r}; valid choices: 'gbm', 'logistic'")
+
+
+def fit_scores(learner, X_train, y_train, *Xs) -> list[np.ndarray]:
+    """Fit on the training features; (N, K) class probabilities for each of `Xs`."""
+    learner.fit(X_train, y_train)
+    return [learner.predict_proba(X) for X in Xs]
+
+
+def late_fusion_weight(p_a: np.ndarray, p_b: np.ndarray, y: np.ndarray, task: str, n_classes: int,
+                       grid=None, metric: str = "auc") -> tuple[float, dict[float, float]]:
+    """The weight w of w·p_a + (1 − w)·p_b with the best validation `metric` (ties: the w closest
+    to 0.5) and the metric at every w of the grid (default 0, 0.05, ..., 1)."""
+    grid = np.linspace(0, 1, 21) if grid is None else grid
+    curve = {float(w): classification_metrics(y, w * p_a + (1 - w) * p_b, task, n_classes)[metric] for w in grid}
+    best = max(curve.values())
+    w = min((w for w, v in curve.items() if v >= best - 1e-12), key=lambda w: abs(w - 0.5))
+    return w, curve
+
+
+def scores_metrics(y: np.ndarray, p: np.ndarray, split: Split) -> dict[str, float]:
+    """MedMNIST's AUC and ACC (and the rest of `classification_metrics`) of (N, K) probabilities."""
+    return classification_metrics(y, p, split.info.task, split.info.n_classes)

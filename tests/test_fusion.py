@@ -1,0 +1,63 @@
+"""Chapter 08's fusion recipes on synthetic MedMNIST-shaped splits: parallel feature extraction
+equals the serial one, the penultimate features are what the last linear layer sees, the
+late-fusion weight follows the better classifier, and the learners' errors are clear."""
+
+import numpy as np
+import pytest
+import torch
+
+from medlib.data.synthetic import synthetic
+from medlib.features import feature_matrix
+from medlib.models.cnn import build_model
+from medlib.recipes import hybrids as H
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic("binary-class", n=24)
+
+
+def test_split_features_in_parallel_equal_the_serial_ones(data):
+    X, names = H.split_features(data.train, n_jobs=2)
+    ref, ref_names = feature_matrix(data.train.images.numpy(), 2)
+    assert names == ref_names and np.array_equal(X, ref)
+    assert set(H.columns(names, ("shape",))) == {i for i, n in enumerate(names) if n.startswith("shape_")}
+
+
+def test_penultimate_is_the_input_of_the_last_linear_layer(data):
+    torch.manual_seed(0)
+    model = build_model("compactresnet", 1, 2).eval()
+    emb = H.penultimate(model, data.val, batch_size=7)  # several batches
+    assert emb.shape == (len(data.val), model.head.in_features)
+    with torch.no_grad():
+        x = (data.val.images.float() / 255 - 0.5) / 0.5
+        assert np.allclose(model.head(torch.from_numpy(emb)).numpy(), model(x).numpy(), atol=1e-5)
+    assert not model._forward_pre_hooks and not model.head._forward_pre_hooks  # the hook is removed
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        H.penultimate(torch.nn.Sequential(torch.nn.Flatten()), data.val)
+
+
+def test_late_fusion_weight_follows_the_better_classifier():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    good = np.stack([1 - y, y], 1) * 0.8 + 0.1  # perfectly ranked
+    noise = rng.random(200)
+    bad = np.stack([1 - noise, noise], 1)
+    w, curve = H.late_fusion_weight(good, bad, y, "binary-class", 2)
+    assert curve[1.0] == 1.0 and curve[0.0] < 0.7
+    assert w >= 0.5 and curve[w] == max(curve.values())
+    w2, _ = H.late_fusion_weight(bad, good, y, "binary-class", 2)
+    assert w2 <= 0.5  # symmetric: the weight goes to the good one
+
+
+def test_learners_fit_and_refuse_unknown_names(data):
+    X, _ = H.split_features(data.train, n_jobs=1)
+    y = H.labels_of(data.train)
+    for kind in ("gbm", "logistic"):
+        (p,) = H.fit_scores(H.feature_learner(kind), X, y, X)
+        assert p.shape == (len(y), 2) and np.allclose(p.sum(1), 1)
+    with pytest.raises(ValueError, match="valid choices"):
+        H.feature_learner("svm")
+    ml = synthetic("multi-label, binary-class", n=8)
+    with pytest.raises(ValueError, match="multi-label"):
+        H.labels_of(ml.train)

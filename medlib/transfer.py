@@ -356,13 +356,24 @@ def load_encoder(path: str | Path, model: nn.Module) -> dict:
 # ----------------------------------------------------------------------------- frozen features
 @torch.no_grad()
 def features(model: nn.Module, split: Split, device=None, batch_size: int = 512) -> np.ndarray:
-    """The encoder's features (N, D) of a split's images (normalised as in training)."""
+    """(N, D) what the model's last linear layer reads for a split's images (normalised as in
+    training), in eval mode: a forward pre-hook on that layer collects it. For the suite's CNNs
+    and torchvision ResNets this is `embed`'s encoder output; it also works for the ViT, the
+    hybrids and the volume classifiers (chapter 08 fuses them with handcrafted features)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError("the model has no nn.Linear layer whose input could serve as features")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was = model.training
     model.eval()
-    out = [embed(model, normalize(split.images[i:i + batch_size]).to(device)).float().cpu()
-           for i in range(0, len(split), batch_size)]
-    model.train(was)
+    out: list[torch.Tensor] = []
+    handle = linears[-1].register_forward_pre_hook(lambda m, args: out.append(args[0].detach().float().cpu()))
+    try:
+        for i in range(0, len(split), batch_size):
+            model(normalize(split.images[i:i + batch_size]).to(device))
+    finally:
+        handle.remove()
+        model.train(was)
     return torch.cat(out).numpy()
 
 

@@ -1,5 +1,5 @@
 """Chapter 08's fusion recipes on synthetic MedMNIST-shaped splits: parallel feature extraction
-equals the serial one, the penultimate features are what the last linear layer sees, the
+equals the serial one, a network's features are what its last linear layer reads, the
 late-fusion weight follows the better classifier, and the learners' errors are clear."""
 
 import numpy as np
@@ -9,7 +9,9 @@ import torch
 from medlib.data.synthetic import synthetic
 from medlib.features import feature_matrix
 from medlib.models.cnn import build_model
+from medlib.models.vit import vit
 from medlib.recipes import hybrids as H
+from medlib.transfer import embed, features
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +26,20 @@ def test_split_features_in_parallel_equal_the_serial_ones(data):
     assert set(H.columns(names, ("shape",))) == {i for i, n in enumerate(names) if n.startswith("shape_")}
 
 
-def test_penultimate_is_the_input_of_the_last_linear_layer(data):
+def test_network_features_are_the_input_of_the_last_linear_layer(data):
     torch.manual_seed(0)
     model = build_model("compactresnet", 1, 2).eval()
-    emb = H.penultimate(model, data.val, batch_size=7)  # several batches
+    emb = features(model, data.val, batch_size=7)  # several batches
     assert emb.shape == (len(data.val), model.head.in_features)
+    x = (data.val.images.float() / 255 - 0.5) / 0.5
     with torch.no_grad():
-        x = (data.val.images.float() / 255 - 0.5) / 0.5
         assert np.allclose(model.head(torch.from_numpy(emb)).numpy(), model(x).numpy(), atol=1e-5)
-    assert not model._forward_pre_hooks and not model.head._forward_pre_hooks  # the hook is removed
+        assert np.allclose(emb, embed(model, x).numpy(), atol=1e-6)  # the encoder's output, as chapter 06 reads it
+    assert not model.head._forward_pre_hooks  # the hook is removed
+    v = vit(1, 2, 28).eval()  # no .features/.pool: the hook still finds the class token's vector
+    assert features(v, data.val).shape == (len(data.val), v.head.in_features)
     with pytest.raises(ValueError, match="no nn.Linear"):
-        H.penultimate(torch.nn.Sequential(torch.nn.Flatten()), data.val)
+        features(torch.nn.Sequential(torch.nn.Flatten()), data.val)
 
 
 def test_late_fusion_weight_follows_the_better_classifier():

@@ -1,6 +1,6 @@
 """Recipes for chapter 08 (hybrids): handcrafted features of a MedMNIST split (in parallel),
-a network's penultimate features, classical learners on features, and the two ways to fuse
-deep and handcrafted information.
+classical learners on features, and the two ways to fuse deep and handcrafted information
+(a network's features come from `medlib.transfer.features`).
 
 - early fusion: one classifier on [handcrafted features, network features] side by side;
 - late fusion: two classifiers, their probabilities averaged with a weight chosen on
@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn as nn
 
-from medlib.data.batches import TensorLoader
 from medlib.data.medmnist import Split
 from medlib.features import FAMILIES, family_of, feature_matrix
 from medlib.metrics.classification import classification_metrics
@@ -38,25 +36,6 @@ def split_features(split: Split, families=FAMILIES, n_jobs: int | None = None) -
 def columns(names: list[str], families) -> list[int]:
     """Indices of the features that belong to `families` (see `medlib.features.family_of`)."""
     return [i for i, n in enumerate(names) if family_of(n) in families]
-
-
-@torch.no_grad()
-def penultimate(model: nn.Module, split: Split, device=None, batch_size: int = 512) -> np.ndarray:
-    """(N, F) the inputs of the model's last linear layer (its features before the classifier),
-    in eval mode: a forward pre-hook on that layer collects them."""
-    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not last:
-        raise ValueError("the model has no nn.Linear layer whose input could serve as features")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model.eval()
-    out: list[torch.Tensor] = []
-    handle = last[-1].register_forward_pre_hook(lambda m, args: out.append(args[0].detach().float().cpu()))
-    try:
-        for x, _ in TensorLoader(split, batch_size, device=device):
-            model(x)
-    finally:
-        handle.remove()
-    return torch.cat(out).numpy()
 
 
 def labels_of(split: Split) -> np.ndarray:

@@ -27,9 +27,9 @@ from medlib.recipes import vit as rv
 # The chapter's budgets per profile: `images` seen by every network (the same for each; epochs
 # = images / training split), and the subsets smoke trains and evaluates on.
 CHAPTER_BUDGETS = {
-    "smoke": {"epochs": 1, "max_train": 256, "max_eval": 128, "images": None},
-    "standard": {"epochs": None, "images": 24_000},
-    "paper": {"epochs": 100, "images": None},
+    "smoke": {"epochs": 1, "max_train": 256, "max_eval": 128, "images": None, "volumes": None},
+    "standard": {"epochs": None, "images": 24_000, "volumes": 12_000},  # volumes: chapter 02's budget
+    "paper": {"epochs": 100, "images": None, "volumes": None},
 }
 
 # The conv-stem ViT at 28 px: sized to chapter 01's CNN (0.28 M vs 0.26 M parameters).

@@ -2,7 +2,7 @@
 Run: python /work/gen/make08.py  (writes /work/main/notebooks/08_hybrids.ipynb)."""
 import sys
 
-sys.path.insert(0, "/work/gen")
+sys.path.insert(0, "/work/main/dev/ch08")
 from nbgen import build  # noqa: E402
 
 C = []
@@ -51,7 +51,7 @@ C.append(("params", r"""
 profile = None              # None -> $MEDLIB_PROFILE, else "standard"
 dataset = "pneumoniamnist"  # a single-label MedMNIST flag, 2D or 3D (adrenalmnist3d, vesselmnist3d)
 size = 28                   # 28 or 64 (where the file exists)
-seg_dataset = None          # None skips segmentation; "dsb2018_96" or "drive" runs the TransUNet section
+seg_dataset = None          # None: classification on `dataset`; "dsb2018_96" or "drive": segmentation (section 5) instead
 learner = "auto"            # the feature learner: "auto" (chosen on validation), "gbm" or "logistic"
 epochs = None               # None -> the profile's image budget, the same for every network
 seed = 0
@@ -81,10 +81,12 @@ from medlib.metrics import classification as mc
 from medlib.models.hybrid import ConvStem, ConvStemViT, TransUNet
 from medlib.recipes import hybrids as rh
 from medlib.reuse import train_or_reuse
+from medlib.transfer import features
 
 run = medlib.setup("08_hybrids", profile=profile, seed=seed, device=device, epochs=epochs, dataset=dataset, size=size,
                    seg_dataset=seg_dataset, learner=learner, reuse=reuse, defaults=rh.CHAPTER_BUDGETS,
                    **chapters.spec("08_hybrids"))
+CLASSIFY = run.seg_dataset is None  # -p seg_dataset runs the segmentation part instead (its own record)
 t_start = time.perf_counter()
 """)
 
@@ -106,7 +108,7 @@ C, S, K = info.n_channels, run.size, info.n_classes
 shape = (C, S, S, S) if IS_3D else (C, S, S)
 y_train, y_val = rh.labels_of(train), rh.labels_of(val)
 print(f"{info.title}: {info.task}; {len(train)} training / {len(val)} validation {'volumes' if IS_3D else 'images'} "
-      f"of {shape}; the test split is opened once, in section 5")
+      f"of {shape}; the test split is opened once, in section 6")
 display(pd.DataFrame({"train": train.class_counts(), "val": val.class_counts()}, index=[lab[:40] for lab in info.labels]))
 """)
 
@@ -158,15 +160,16 @@ against the CNN's 0.26 M and the ViT's 0.80 M), as `rh.HYBRID` says, chosen on v
 """)
 
 code(r"""
-EPOCHS = rh.epochs_for(train, run.cfg.get("volumes" if IS_3D else "images"), run.epochs)  # the same for every network
-models, hists = {}, {}
-for name in (rh.NETWORKS_3D if IS_3D else rh.NETWORKS_2D):
-    net = rh.build_network(name, info, S, run=run)
-    hists[name] = train_or_reuse(run, net, lambda net=net, name=name: rh.train_network(
-        name, net, train, val, epochs=EPOCHS, device=run.device, seed=seed), label=name)
-    models[name] = net
-    print(f"{name:14s} {count_parameters(net):>9,} parameters  {count_macs(net, shape) / 1e6:7.1f} M MACs  "
-          f"{EPOCHS} epochs in {hists[name].train_seconds:4.0f} s  best val AUC {hists[name].best_score:.4f}")
+if CLASSIFY:  # (-p seg_dataset skips the classification part)
+    EPOCHS = rh.epochs_for(train, run.cfg.get("volumes" if IS_3D else "images"), run.epochs)  # the same for every network
+    models, hists = {}, {}
+    for name in (rh.NETWORKS_3D if IS_3D else rh.NETWORKS_2D):
+        net = rh.build_network(name, info, S, run=run)
+        hists[name] = train_or_reuse(run, net, lambda net=net, name=name: rh.train_network(
+            name, net, train, val, epochs=EPOCHS, device=run.device, seed=seed), label=name)
+        models[name] = net
+        print(f"{name:14s} {count_parameters(net):>9,} parameters  {count_macs(net, shape) / 1e6:7.1f} M MACs  "
+              f"{EPOCHS} epochs in {hists[name].train_seconds:4.0f} s  best val AUC {hists[name].best_score:.4f}")
 """)
 
 md(r"""
@@ -212,12 +215,13 @@ plt.show()
 """)
 
 code(r"""
-t0 = time.perf_counter()
-X_train, names = rh.split_features(train)
-X_val, _ = rh.split_features(val)
-feat_seconds = time.perf_counter() - t0
-print(f"{len(names)} features per image ({', '.join(hf.FAMILIES)}), {feat_seconds:.0f} s for train + val")
-display(pd.DataFrame(X_train[:5], columns=names).round(3).T.head(12))
+if CLASSIFY:
+    t0 = time.perf_counter()
+    X_train, names = rh.split_features(train)
+    X_val, _ = rh.split_features(val)
+    feat_seconds = time.perf_counter() - t0
+    print(f"{len(names)} features per image ({', '.join(hf.FAMILIES)}), {feat_seconds:.0f} s for train + val")
+    display(pd.DataFrame(X_train[:5], columns=names).round(3).T.head(12))
 """)
 
 md(r"""
@@ -232,27 +236,28 @@ The ablation leaves out one family at a time from early fusion.
 """)
 
 code(r"""
-parent = "CNN" if not IS_3D else "CNN+RNN"
-E_train, E_val = rh.penultimate(models[parent], train), rh.penultimate(models[parent], val)
-LEARNER = run.learner if run.learner != "auto" else max(
-    ("gbm", "logistic"), key=lambda k: rh.scores_metrics(y_val, rh.fit_scores(rh.feature_learner(k, seed), X_train, y_train, X_val)[0], val)["auc"])
-p_feat_val, = rh.fit_scores(feat_model := rh.feature_learner(LEARNER, seed), X_train, y_train, X_val)
-early = rh.feature_learner(LEARNER, seed)
-p_early_val, = rh.fit_scores(early, np.hstack([X_train, E_train]), y_train, np.hstack([X_val, E_val]))
-p_parent_val = predict(models[parent], val, run.device)
-W, curve = rh.late_fusion_weight(p_parent_val, p_feat_val, y_val, info.task, K)
-val_rows = {f"{parent}": rh.scores_metrics(y_val, p_parent_val, val), f"features ({LEARNER})": rh.scores_metrics(y_val, p_feat_val, val),
-            "early fusion": rh.scores_metrics(y_val, p_early_val, val),
-            f"late fusion (w = {W:.2f})": rh.scores_metrics(y_val, W * p_parent_val + (1 - W) * p_feat_val, val)}
-display(pd.DataFrame(val_rows).T[["auc", "acc"]].round(4))
-ablation = {}
-for fam in (*hf.FAMILIES, "deep"):
-    keep = rh.columns(names, [f for f in hf.FAMILIES if f != fam])
-    Xa_tr = np.hstack([X_train[:, keep]] + ([E_train] if fam != "deep" else []))
-    Xa_va = np.hstack([X_val[:, keep]] + ([E_val] if fam != "deep" else []))
-    pa, = rh.fit_scores(rh.feature_learner(LEARNER, seed), Xa_tr, y_train, Xa_va)
-    ablation[f"without {fam}"] = rh.scores_metrics(y_val, pa, val)
-display(pd.DataFrame(ablation).T[["auc", "acc"]].round(4))
+if CLASSIFY:
+    parent = "CNN" if not IS_3D else "CNN+RNN"
+    E_train, E_val = features(models[parent], train), features(models[parent], val)
+    LEARNER = run.learner if run.learner != "auto" else max(
+        ("gbm", "logistic"), key=lambda k: rh.scores_metrics(y_val, rh.fit_scores(rh.feature_learner(k, seed), X_train, y_train, X_val)[0], val)["auc"])
+    p_feat_val, = rh.fit_scores(feat_model := rh.feature_learner(LEARNER, seed), X_train, y_train, X_val)
+    early = rh.feature_learner(LEARNER, seed)
+    p_early_val, = rh.fit_scores(early, np.hstack([X_train, E_train]), y_train, np.hstack([X_val, E_val]))
+    p_parent_val = predict(models[parent], val, run.device)
+    W, curve = rh.late_fusion_weight(p_parent_val, p_feat_val, y_val, info.task, K)
+    val_rows = {f"{parent}": rh.scores_metrics(y_val, p_parent_val, val), f"features ({LEARNER})": rh.scores_metrics(y_val, p_feat_val, val),
+                "early fusion": rh.scores_metrics(y_val, p_early_val, val),
+                f"late fusion (w = {W:.2f})": rh.scores_metrics(y_val, W * p_parent_val + (1 - W) * p_feat_val, val)}
+    display(pd.DataFrame(val_rows).T[["auc", "acc"]].round(4))
+    ablation = {}
+    for fam in (*hf.FAMILIES, "deep"):
+        keep = rh.columns(names, [f for f in hf.FAMILIES if f != fam])
+        Xa_tr = np.hstack([X_train[:, keep]] + ([E_train] if fam != "deep" else []))
+        Xa_va = np.hstack([X_val[:, keep]] + ([E_val] if fam != "deep" else []))
+        pa, = rh.fit_scores(rh.feature_learner(LEARNER, seed), Xa_tr, y_train, Xa_va)
+        ablation[f"without {fam}"] = rh.scores_metrics(y_val, pa, val)
+    display(pd.DataFrame(ablation).T[["auc", "acc"]].round(4))
 """)
 
 md(r"""
@@ -268,7 +273,9 @@ chapter 05's recipe; thresholds are chosen on validation; the test split is open
 """)
 
 code(r"""
-if run.seg_dataset:
+if not CLASSIFY:
+    from monai.networks.nets import UNETR
+
     from medlib.data.segmentation import load_segmentation
     from medlib.evaluation import evaluate_segmenter
     from medlib.inference import predict_probs
@@ -278,20 +285,22 @@ if run.seg_dataset:
     seg = load_segmentation(run.seg_dataset, run.data_dir)
     SREC = rs.defaults(seg.name)[run.profile]
     seg_train, seg_val = seg.train.subset(SREC["n_train"]), seg.val.subset(SREC.get("n_val"))
-    SW, SD = SREC["width"], SREC["depth"]
+    SW, SD, SIDE = SREC["width"], SREC["depth"], SREC.get("patch") or seg_train.images.shape[-1]
     seg_models = {"U-Net": rs.build_segmenter(run, "unet", seg, SW, SD, label="U-Net"),
                   "TransUNet": run.build(TransUNet, seg.in_channels, seg.out_channels, width=SW, depth=SD,
-                                         base_size=SREC.get("patch") or seg_train.images.shape[-1], label="TransUNet",
-                                         **rh.TRANSUNET)}
+                                         base_size=SIDE, label="TransUNet", **rh.TRANSUNET)}
+    if seg.name == "dsb2018_96":  # UNETR takes one fixed input size: DSB's 96 px images, not DRIVE's full fundus
+        seg_models["UNETR (MONAI)"] = run.build(UNETR, seg.in_channels, seg.out_channels, label="UNETR (MONAI)",
+                                                **rh.unetr_kwargs(SIDE))
     seg_hists, seg_thr = {}, {}
     for n, m in seg_models.items():
         seg_hists[n] = train_or_reuse(run, m, lambda m=m: rs.train_segmenter(m, seg, seg_train, seg_val, SREC,
                                                                             device=run.device, seed=seed), label=n)
         seg_thr[n] = rs.choose_tta_and_threshold(m, seg, seg_val, run.device, SD, allow_tta=False)[1]
-        print(f"{n:10s} {count_parameters(m):>9,} parameters, trained {seg_hists[n].train_seconds:.0f} s, "
+        print(f"{n:14s} {count_parameters(m):>9,} parameters, trained {seg_hists[n].train_seconds:4.0f} s, "
               f"best val {rs.select_metric(seg.name)} {seg_hists[n].best_score:.4f}, threshold {seg_thr[n]:.2f}")
 else:
-    print("segmentation skipped (seg_dataset=None); run with -p seg_dataset dsb2018_96 or drive")
+    print("segmentation skipped: run with -p seg_dataset dsb2018_96 (or drive) for this section")
 """)
 
 md(r"""
@@ -305,47 +314,57 @@ of the AUC difference on the same images.
 """)
 
 code(r"""
-seg_rows, seg_report = {}, None
-t0 = time.perf_counter()
-test = run.open_test(data).subset(run.max_eval, seed)
-y_test = rh.labels_of(test)
-X_test, _ = rh.split_features(test)
-feat_seconds += time.perf_counter() - t0
-E_test = rh.penultimate(models[parent], test)
-scores = {name: predict(m, test, run.device) for name, m in models.items()}
-FEAT, EARLY, LATE = f"features ({LEARNER})", "early fusion", "late fusion"
-scores[FEAT] = feat_model.predict_proba(X_test)
-scores[EARLY] = early.predict_proba(np.hstack([X_test, E_test]))
-scores[LATE] = W * scores[parent] + (1 - W) * scores[FEAT]
-net_cost = {n: (count_parameters(m), hists[n].train_seconds) for n, m in models.items()}
-cost = {**net_cost, FEAT: (len(names), feat_seconds), EARLY: (net_cost[parent][0] + len(names), net_cost[parent][1] + feat_seconds)}
-cost[LATE] = cost[EARLY]
-auc = lambda y, s: mc.auc(y, s, info.task)  # noqa: E731
-rows = {}
-for name, p in scores.items():
-    m = mc.classification_metrics(y_test, p, info.task, K)
-    lo, hi = mc.bootstrap_ci(auc, y_test, p, n=run.bootstrap, seed=seed)
-    rows[name] = {"auc": m["auc"], "auc 95% CI": f"{lo:.3f}-{hi:.3f}", "acc": m["acc"],
-                  "parameters (or features)": cost[name][0], "train s": cost[name][1]}
-table = pd.DataFrame(rows).T
-for row, vals in baselines.medmnist_baselines(info.flag).items():
-    table.loc[f"MedMNIST v2: {row}", ["auc", "acc"]] = [vals["auc"], vals["acc"]]
-display(table.style.format(precision=3, na_rep="").highlight_max(subset=["auc", "acc"], color="#cde"))
+seg_rows, seg_report, rows = {}, None, {}
+if CLASSIFY:
+    t0 = time.perf_counter()
+    test = run.open_test(data).subset(run.max_eval, seed)
+    y_test = rh.labels_of(test)
+    X_test, _ = rh.split_features(test)
+    feat_seconds += time.perf_counter() - t0
+    E_test = features(models[parent], test)
+    scores = {name: predict(m, test, run.device) for name, m in models.items()}
+    FEAT, EARLY, LATE = f"features ({LEARNER})", "early fusion", "late fusion"
+    scores[FEAT] = feat_model.predict_proba(X_test)
+    scores[EARLY] = early.predict_proba(np.hstack([X_test, E_test]))
+    scores[LATE] = W * scores[parent] + (1 - W) * scores[FEAT]
+    net_cost = {n: (count_parameters(m), hists[n].train_seconds) for n, m in models.items()}
+    cost = {**net_cost, FEAT: (len(names), feat_seconds), EARLY: (net_cost[parent][0] + len(names), net_cost[parent][1] + feat_seconds)}
+    cost[LATE] = cost[EARLY]
+    auc = lambda y, s: mc.auc(y, s, info.task)  # noqa: E731
+    rows = {}
+    for name, p in scores.items():
+        m = mc.classification_metrics(y_test, p, info.task, K)
+        lo, hi = mc.bootstrap_ci(auc, y_test, p, n=run.bootstrap, seed=seed)
+        rows[name] = {"auc": m["auc"], "auc 95% CI": f"{lo:.3f}-{hi:.3f}", "acc": m["acc"],
+                      "parameters (or features)": cost[name][0], "train s": cost[name][1]}
+    table = pd.DataFrame(rows).T
+    for row, vals in baselines.medmnist_baselines(info.flag).items():
+        table.loc[f"MedMNIST v2: {row}", ["auc", "acc"]] = [vals["auc"], vals["acc"]]
+    display(table.style.format(precision=3, na_rep="").highlight_max(subset=["auc", "acc"], color="#cde"))
 """)
 
 code(r"""
-if run.seg_dataset:  # the segmentation test split: opened once, both models scored on it
+if not CLASSIFY:  # the segmentation test split: opened once, every model scored on the same images
     seg_report = evaluate_segmenter(run, seg_models["TransUNet"], seg, threshold=seg_thr["TransUNet"], multiple=2**SD,
                                     n_test=SREC["n_test"], history=seg_hists["TransUNet"])
-    u_probs = rs.foreground(predict_probs(seg_models["U-Net"], seg, seg_report.test, run.device, batch_size=4, multiple=2**SD))
-    u_per, u_pooled = msg.summarize(u_probs, seg_report.test.masks > 0, seg_report.test.fov, seg_thr["U-Net"])
-    for n, (per, pooled) in {"U-Net": (u_per, u_pooled), "TransUNet": (seg_report.per_image, seg_report.pooled)}.items():
-        d = per["dice"].double().numpy()
-        lo, hi = mc.bootstrap_ci(lambda a, _b: float(np.mean(a)), d, d, n=run.bootstrap, seed=seed)
-        seg_rows[n] = {"dice": d.mean(), "dice 95% CI": f"{lo:.3f}-{hi:.3f}", "dice_pooled": pooled["dice"],
-                       "auc_pooled": pooled["auc"], "parameters": count_parameters(seg_models[n]),
+    per_image = {"TransUNet": (seg_report.per_image, seg_report.pooled)}
+    for n in seg_models.keys() - {"TransUNet"}:
+        probs = rs.foreground(predict_probs(seg_models[n], seg, seg_report.test, run.device, batch_size=4, multiple=2**SD))
+        per_image[n] = msg.summarize(probs, seg_report.test.masks > 0, seg_report.test.fov, seg_thr[n])
+    dice = {n: per["dice"].double().numpy() for n, (per, _) in per_image.items()}
+    for n in seg_models:
+        lo, hi = mc.bootstrap_ci(lambda a, _b: float(np.mean(a)), dice[n], dice[n], n=run.bootstrap, seed=seed)
+        seg_rows[n] = {"dice": dice[n].mean(), "dice 95% CI": f"{lo:.3f}-{hi:.3f}", "dice_pooled": per_image[n][1]["dice"],
+                       "auc_pooled": per_image[n][1]["auc"], "parameters": count_parameters(seg_models[n]),
                        "train s": seg_hists[n].train_seconds}
     display(pd.DataFrame(seg_rows).T.style.format(precision=3))
+    paired = dice["TransUNet"] - dice["U-Net"]  # the same test images: a paired bootstrap of the mean difference
+    lo, hi = mc.bootstrap_ci(lambda a, _b: float(np.mean(a)), paired, paired, n=run.bootstrap, seed=seed)
+    extra = seg_hists["TransUNet"].train_seconds - seg_hists["U-Net"].train_seconds
+    word = ("better than the U-Net beyond the test-set noise" if lo > 0 else "worse than the U-Net" if hi < 0 else
+            "no different from the U-Net within the test-set noise")
+    print(f"TransUNet Dice {seg_rows['TransUNet']['dice']:.3f} vs U-Net {seg_rows['U-Net']['dice']:.3f}: difference "
+          f"{paired.mean():+.3f} (paired 95% CI {lo:+.3f} to {hi:+.3f}) for {extra:+.0f} s of training -> {word} in this run")
 """)
 
 
@@ -363,19 +382,20 @@ def versus(a, b):  # paired bootstrap of AUC(a) - AUC(b) on the same test images
     return auc(y_test, scores[a]) - auc(y_test, scores[b]), lo, hi
 
 
-pairs = ([("conv-stem ViT", ("CNN", "ViT"))] if not IS_3D else []) + [(EARLY, (parent, FEAT)), (LATE, (parent, FEAT))]
-val_auc = {**{n: h.best_score for n, h in hists.items()}, **{n: v["auc"] for n, v in val_rows.items()}}
 verdicts = {}
-for hybrid, parents in pairs:
-    best = max(parents, key=lambda n: val_auc[n])  # the better parent on VALIDATION
-    d, lo, hi = versus(hybrid, best)
-    extra = cost[hybrid][1] - cost[best][1]
-    verdicts[hybrid] = {"best parent": best, "AUC difference": d, "95% CI": f"{lo:+.3f} to {hi:+.3f}", "extra train s": extra}
-    word = (f"better than {best} beyond the test-set noise: it earned its {extra:+.0f} s" if lo > 0 else
-            f"worse than {best}" if hi < 0 else
-            f"no different from {best} within the test-set noise" + (", at a higher cost: not earned" if extra > 0 else ""))
-    print(f"{hybrid}: AUC {rows[hybrid]['auc']:.3f} vs {best} {rows[best]['auc']:.3f} "
-          f"(difference {d:+.3f}, 95% CI {lo:+.3f} to {hi:+.3f}; {extra:+.0f} s of training) -> {word} in this run")
+if CLASSIFY:
+    pairs = ([("conv-stem ViT", ("CNN", "ViT"))] if not IS_3D else []) + [(EARLY, (parent, FEAT)), (LATE, (parent, FEAT))]
+    val_auc = {**{n: h.best_score for n, h in hists.items()}, **{n: v["auc"] for n, v in val_rows.items()}}
+    for hybrid, parents in pairs:
+        best = max(parents, key=lambda n: val_auc[n])  # the better parent on VALIDATION
+        d, lo, hi = versus(hybrid, best)
+        extra = cost[hybrid][1] - cost[best][1]
+        verdicts[hybrid] = {"best parent": best, "AUC difference": d, "95% CI": f"{lo:+.3f} to {hi:+.3f}", "extra train s": extra}
+        word = (f"better than {best} beyond the test-set noise: it earned its {extra:+.0f} s" if lo > 0 else
+                f"worse than {best}" if hi < 0 else
+                f"no different from {best} within the test-set noise" + (", at a higher cost: not earned" if extra > 0 else ""))
+        print(f"{hybrid}: AUC {rows[hybrid]['auc']:.3f} vs {best} {rows[best]['auc']:.3f} "
+              f"(difference {d:+.3f}, 95% CI {lo:+.3f} to {hi:+.3f}; {extra:+.0f} s of training) -> {word} in this run")
 """)
 
 md(r"""
@@ -388,19 +408,38 @@ hand). Records are means over their seeds; this run's points are single runs.
 """)
 
 code(r"""
-records = rep.load_records(medlib.paths.REPO_ROOT / "bench" / "results" / "runs")
-frame = rep.runs_frame([r for r in records if r.get("dataset") == info.flag and "auc" in r["metrics"].get("test", {})])
-tables = rep.summarise(frame) if len(frame) else {}
-here = pd.DataFrame([{"chapter": "08 (this run)", "dataset": info.flag, "model": n, "profile": run.profile, "n": 1,
-                      "train_seconds_mean": cost[n][1], "train_seconds_std": 0.0, "auc_mean": rows[n]["auc"], "auc_std": 0.0}
-                     for n in rows])
-tables = {**tables, "08 (this run)": here}
-pts = rep.cost_points(tables, "auc", "train_seconds")
-if len(pts):
-    fig = rep.cost_figure(tables, "auc", "train_seconds")
+if CLASSIFY:
+    records = rep.load_records(medlib.paths.REPO_ROOT / "bench" / "results" / "runs")
+    frame = rep.runs_frame([r for r in records if r.get("dataset") == info.flag and "auc" in r["metrics"].get("test", {})])
+    HERE = f"08 (this run, {run.profile})"
+    here = pd.DataFrame([{"chapter": HERE, "dataset": info.flag, "model": n, "profile": run.profile, "n": 1,
+                          "train_seconds_mean": cost[n][1], "train_seconds_std": 0.0, "auc_mean": rows[n]["auc"],
+                          "auc_std": 0.0} for n in rows])
+    pts = rep.cost_points({**(rep.summarise(frame) if len(frame) else {}), HERE: here}, "auc", "train_seconds")
+    pts["front"] = rep.pareto_front(pts["train_seconds_mean"], pts["auc_mean"])  # one front over records and this run
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    for i, (ch, g) in enumerate(pts.groupby("chapter", sort=True)):
+        mine = ch == HERE
+        ax.errorbar(g["train_seconds_mean"], g["auc_mean"], xerr=g["train_seconds_std"], yerr=g["auc_std"],
+                    fmt="*" if mine else "o", ms=13 if mine else 6, capsize=2, lw=0.8, color="k" if mine else f"C{i}",
+                    label=f"chapter {ch}" if not mine else ch, zorder=3 if mine else 2)
+    front = pts[pts["front"]].sort_values("train_seconds_mean")
+    ax.step(front["train_seconds_mean"], front["auc_mean"], where="post", color="0.4", lw=1, ls="--", label="Pareto front")
+    for _, r in pts.iterrows():
+        ax.annotate(r["model"] or r["chapter"], (r["train_seconds_mean"], r["auc_mean"]), xytext=(6, -11),
+                    textcoords="offset points", fontsize=8, weight="bold" if r["front"] else "normal")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))  # 50, 100 rather than 10^2
+    ax.xaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}" if str(v)[0] in "2358" else ""))
+    ax.set(xlabel="training seconds (log scale; records: mean ± sd over their seeds)", ylabel="test AUC",
+           title=f"{info.title}: accuracy against cost (bold: on the Pareto front)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
     run.savefig(fig, "02_pareto")
     plt.show()
-    display(pts[["chapter", "model", "profile", "n", "train_seconds_mean", "auc_mean", "front"]].round(3))
+    display(pts.sort_values("auc_mean", ascending=False)[["chapter", "model", "profile", "n", "train_seconds_mean",
+                                                         "auc_mean", "front"]].round(3).head(15))
 """)
 
 md(r"""
@@ -410,36 +449,44 @@ md(r"""
 code(r"""
 assert torch.allclose(stem_by_hand(x_demo, stem), stem(x_demo), atol=1e-5), "stem by hand != ConvStem"
 assert np.allclose(glcm_by_hand(q, (0, 1), 8), skfeature.graycomatrix(q, [1], [0], levels=8, symmetric=True, normed=True)[:, :, 0, 0])
-assert len(run.test_opened) == 1 + bool(run.seg_dataset), "each test split is opened once"
-for name, p in scores.items():
-    assert np.allclose(p.sum(1), 1, atol=1e-4), f"{name}: scores must be probabilities"
-assert 0 <= W <= 1 and curve[W] == max(curve.values()), "the late-fusion weight is validation's best"
+assert len(run.test_opened) == 1, "the test split is opened once"
+if CLASSIFY:
+    for name, p in scores.items():
+        assert np.allclose(p.sum(1), 1, atol=1e-4), f"{name}: scores must be probabilities"
+    assert 0 <= W <= 1 and curve[W] == max(curve.values()), "the late-fusion weight is validation's best"
+    assert all(0 <= r["auc"] <= 1 for r in rows.values())
+else:
+    assert all(0 <= r["dice"] <= 1 for r in seg_rows.values()) and seg_rows.keys() == seg_models.keys()
 if run.profile != "smoke":
-    for name, h in hists.items():
+    for name, h in (hists if CLASSIFY else seg_hists).items():
         assert h.column("train_loss")[-1] < h.column("train_loss")[0], f"{name}: training loss did not fall"
-    assert val_rows[f"features ({LEARNER})"]["auc"] > 0.6, "handcrafted features barely above chance on validation"
+    if CLASSIFY:
+        assert val_rows[f"features ({LEARNER})"]["auc"] > 0.6, "handcrafted features barely above chance on validation"
+    else:
+        assert seg_rows["TransUNet"]["dice"] > 0.5, "the TransUNet's test Dice is implausibly low"
 print(f"all checks passed ({time.perf_counter() - t_start:.0f} s since setup)")
 """)
 
 code(r"""
-headline = "conv-stem ViT" if not IS_3D else EARLY
-test_m = {"auc": rows[headline]["auc"], "acc": rows[headline]["acc"],
-          **{f"{k}_auc": rows[n]["auc"] for k, n in (("cnn", "CNN" if not IS_3D else "CNN+RNN"), ("vit", "ViT"), ("fused", EARLY),
-                                                   ("late", LATE), ("features", FEAT)) if n in rows},
-          **{f"{k}_acc": rows[n]["acc"] for k, n in (("cnn", "CNN" if not IS_3D else "CNN+RNN"), ("vit", "ViT"), ("fused", EARLY),
-                                                   ("features", FEAT)) if n in rows}}
-if seg_rows:
-    test_m.update(dice=seg_rows["TransUNet"]["dice"], unet_dice=seg_rows["U-Net"]["dice"],
-                  dice_pooled=seg_rows["TransUNet"]["dice_pooled"], unet_dice_pooled=seg_rows["U-Net"]["dice_pooled"])
-run.record(
-    metrics={"test": test_m, "val": {n: {k: v[k] for k in ("auc", "acc")} for n, v in val_rows.items()}},
-    model=headline, model_params=cost[headline][0], train_seconds=cost[headline][1],
-    learner=LEARNER, late_weight=W, epochs_trained=EPOCHS,
-    table={n: {k: v for k, v in r.items()} for n, r in rows.items()}, verdicts=verdicts,
-    ablation_val={k: {m: v[m] for m in ("auc", "acc")} for k, v in ablation.items()},
-    segmentation={n: {k: v for k, v in r.items()} for n, r in seg_rows.items()} or None,
-    notebook_seconds=time.perf_counter() - t_start, torch_threads=torch.get_num_threads(),
-)
+if CLASSIFY:
+    headline = "conv-stem ViT" if not IS_3D else EARLY
+    pairs_m = (("cnn", "CNN" if not IS_3D else "CNN+RNN"), ("cnn3d", "3D CNN"), ("vit", "ViT"), ("fused", EARLY),
+               ("late", LATE), ("features", FEAT))
+    test_m = {"auc": rows[headline]["auc"], "acc": rows[headline]["acc"],
+              **{f"{k}_{m}": rows[n][m] for k, n in pairs_m if n in rows for m in ("auc", "acc")}}
+    val_m = {n: {k: v[k] for k in ("auc", "acc")} for n, v in val_rows.items()}
+    extra = dict(model=headline, model_params=cost[headline][0], train_seconds=cost[headline][1], learner=LEARNER,
+                 late_weight=W, epochs_trained=EPOCHS, table=rows, verdicts=verdicts,
+                 ablation_val={k: {m: v[m] for m in ("auc", "acc")} for k, v in ablation.items()})
+else:
+    short = {"U-Net": "unet", "UNETR (MONAI)": "unetr"}
+    test_m = {"dice": seg_rows["TransUNet"]["dice"], "dice_pooled": seg_rows["TransUNet"]["dice_pooled"],
+              **{f"{short[n]}_{m}": seg_rows[n][m] for n in short if n in seg_rows for m in ("dice", "dice_pooled")}}
+    val_m = {n: {rs.select_metric(seg.name): h.best_score} for n, h in seg_hists.items()}
+    extra = dict(model="TransUNet", model_params=seg_rows["TransUNet"]["parameters"],
+                 train_seconds=seg_hists["TransUNet"].train_seconds, segmentation=seg_rows, thresholds=seg_thr)
+run.record(metrics={"test": test_m, "val": val_m}, notebook_seconds=time.perf_counter() - t_start,
+           torch_threads=torch.get_num_threads(), **extra)
 """)
 
 md(r"""

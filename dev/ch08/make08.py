@@ -2,7 +2,7 @@
 Run: python /work/gen/make08.py  (writes /work/main/notebooks/08_hybrids.ipynb)."""
 import sys
 
-sys.path.insert(0, "/work/main/dev/ch08")
+sys.path.insert(0, __import__("os").path.dirname(__file__))
 from nbgen import build  # noqa: E402
 
 C = []
@@ -483,7 +483,7 @@ else:
     test_m = {"dice": seg_rows["TransUNet"]["dice"], "dice_pooled": seg_rows["TransUNet"]["dice_pooled"],
               **{f"{short[n]}_{m}": seg_rows[n][m] for n in short if n in seg_rows for m in ("dice", "dice_pooled")}}
     val_m = {n: {rs.select_metric(seg.name): h.best_score} for n, h in seg_hists.items()}
-    extra = dict(model="TransUNet", model_params=seg_rows["TransUNet"]["parameters"],
+    extra = dict(dataset=seg.name, size=None, model="TransUNet", model_params=seg_rows["TransUNet"]["parameters"],
                  train_seconds=seg_hists["TransUNet"].train_seconds, segmentation=seg_rows, thresholds=seg_thr)
 run.record(metrics={"test": test_m, "val": val_m}, notebook_seconds=time.perf_counter() - t_start,
            torch_threads=torch.get_num_threads(), **extra)
@@ -575,5 +575,5 @@ TODO(next session): write after the 3-seed records; state only what they show (s
 - Yang et al., *MedMNIST v2*, Scientific Data 2023 (the auto-sklearn rows).
 """)
 
-build(C, "/work/main/notebooks/08_hybrids.ipynb", "ch08")
+build(C, __import__("os").path.join(__import__("os").path.dirname(__file__), "../../notebooks/08_hybrids.ipynb"), "ch08")
 print("written")

@@ -415,7 +415,8 @@ if CLASSIFY:
     here = pd.DataFrame([{"chapter": HERE, "dataset": info.flag, "model": n, "profile": run.profile, "n": 1,
                           "train_seconds_mean": cost[n][1], "train_seconds_std": 0.0, "auc_mean": rows[n]["auc"],
                           "auc_std": 0.0} for n in rows])
-    pts = rep.cost_points({**(rep.summarise(frame) if len(frame) else {}), HERE: here}, "auc", "train_seconds")
+    recorded = rep.summarise(frame, across_code=True) if len(frame) else {}  # each record: mean over its seeds
+    pts = rep.cost_points({**recorded, HERE: here}, "auc", "train_seconds")
     pts["front"] = rep.pareto_front(pts["train_seconds_mean"], pts["auc_mean"])  # one front over records and this run
     fig, ax = plt.subplots(figsize=(10, 5.5))
     for i, (ch, g) in enumerate(pts.groupby("chapter", sort=True)):
@@ -481,6 +482,7 @@ if CLASSIFY:
 else:
     short = {"U-Net": "unet", "UNETR (MONAI)": "unetr"}
     test_m = {"dice": seg_rows["TransUNet"]["dice"], "dice_pooled": seg_rows["TransUNet"]["dice_pooled"],
+              "dice_vs_unet": seg_rows["TransUNet"]["dice"] - seg_rows["U-Net"]["dice"],
               **{f"{short[n]}_{m}": seg_rows[n][m] for n in short if n in seg_rows for m in ("dice", "dice_pooled")}}
     val_m = {n: {rs.select_metric(seg.name): h.best_score} for n, h in seg_hists.items()}
     extra = dict(dataset=seg.name, size=None, model="TransUNet", model_params=seg_rows["TransUNet"]["parameters"],

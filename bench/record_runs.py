@@ -109,6 +109,8 @@ PLAN = {
     "08_hybrids_dsb2018_96_standard_cpu_seed0": ("08_hybrids", ["seg_dataset", "dsb2018_96", "seed", "0"], []),
     "08_hybrids_dsb2018_96_standard_cpu_seed1": ("08_hybrids", ["seg_dataset", "dsb2018_96", "seed", "1"], []),
     "08_hybrids_dsb2018_96_standard_cpu_seed2": ("08_hybrids", ["seg_dataset", "dsb2018_96", "seed", "2"], []),
+    "08_hybrids_drive_standard_cpu_seed0": ("08_hybrids", ["seg_dataset", "drive", "seed", "0"], []),
+    "08_hybrids_pneumoniamnist_standard_cpu_seed0_reuse": ("08_hybrids", ["dataset", "pneumoniamnist", "seed", "0", "reuse", "True"], []),
     "08_hybrids_pneumoniamnist_smoke_cpu_seed0": ("08_hybrids", ["seed", "0"], ["--profile", "smoke"]),
     "11_trust_pneumoniamnist_standard_cpu_seed0": ("11_trust", ["seed", "0"], []),
     "11_trust_pneumoniamnist_standard_cpu_seed1": ("11_trust", ["seed", "1"], []),

@@ -78,3 +78,14 @@ def test_networks_are_built_under_a_seed_and_sized_to_their_parents(data):
     with pytest.raises(ValueError, match="valid choices"):
         H.build_network("mlp", data.info, 28, seed=0)
     assert H.epochs_for(data.train, 240) == 10 and H.epochs_for(data.train, 240, epochs=2) == 2
+
+
+def test_unetr_reference_builds_for_2d_images_of_its_size():
+    from monai.networks.nets import UNETR
+
+    from medlib.cost import count_parameters
+
+    torch.manual_seed(0)
+    net = UNETR(1, 1, **H.unetr_kwargs(32))
+    assert net(torch.randn(2, 1, 32, 32)).shape == (2, 1, 32, 32)
+    assert 1.0e6 < count_parameters(net) < 2.5e6  # twelve blocks of width 96, scaled down from the paper's 88 M

@@ -1,7 +1,7 @@
 """DRAFT generator for notebooks/solutions/08_hybrids.ipynb (issue 16)."""
 import sys
 
-sys.path.insert(0, "/work/gen")
+sys.path.insert(0, __import__("os").path.dirname(__file__))
 from nbgen import build  # noqa: E402
 
 C = []
@@ -164,10 +164,11 @@ with torch.no_grad():
     p2 = F.interpolate(torch.sigmoid(tu(F.interpolate(x, scale_factor=2, mode="bilinear"))), scale_factor=0.5,
                        mode="bilinear")[:, 0]
 truth = v.masks > 0
+
+
 def dice(p):  # pooled Dice of the thresholded probabilities
     pred = p >= 0.5
     return float(2 * (pred & truth).sum() / (pred.sum() + truth.sum()))
-
 
 
 ex5 = {"dice at 96 px": dice(p1), "dice at 192 px, back to 96": dice(p2)}
@@ -180,5 +181,5 @@ run.record({"val": {"glcm_contrast_d2": ex1, "top_features": ex2.head(5).index.t
 print(f"solutions ran in {time.perf_counter() - t0:.0f} s")
 """)
 
-build(C, "/work/main/notebooks/solutions/08_hybrids.ipynb", "hybrids-sol")
+build(C, __import__("os").path.join(__import__("os").path.dirname(__file__), "../../notebooks/solutions/08_hybrids.ipynb"), "hybrids-sol")
 print("written")

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import ms  # noqa: E402
+
 from medlib.baselines import medmnist_baselines  # noqa: E402
 from medlib.metrics.common import t_interval  # noqa: E402
 
@@ -33,15 +35,6 @@ def records(profile: str) -> dict[str, list[dict]]:
         if not r.get("reused"):
             out.setdefault(r["dataset"], []).append(r)
     return out
-
-
-def ms(values, fmt: str = "{:.3f}") -> str:
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    if not len(v):
-        return ""
-    if len(v) == 1:
-        return fmt.format(v[0]) + " (one run)"
-    return fmt.format(v.mean()) + " ± " + fmt.replace("+", "").format(v.std(ddof=1))
 
 
 def _name(n: str) -> str:
@@ -131,9 +124,9 @@ def pareto_figure(dataset: str, profile: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from medlib import report as rep
+    from medlib.viz.benchmark import pareto_plot
 
     recs = [r for r in rep.load_records(RUNS) if r.get("dataset") == dataset and r.get("profile") == profile
             and "auc" in (r.get("metrics") or {}).get("test", {})]
@@ -146,24 +139,8 @@ def pareto_figure(dataset: str, profile: str, path: Path) -> None:
         else:
             rows.append(r)
     pts = rep.cost_points(rep.summarise(rep.runs_frame(rows), across_code=True), "auc", "train_seconds")
-    fig, ax = plt.subplots(figsize=(10, 5.5))
-    for i, (ch, g) in enumerate(pts.groupby("chapter", sort=True)):
-        ax.errorbar(g["train_seconds_mean"], g["auc_mean"], xerr=g["train_seconds_std"], yerr=g["auc_std"], fmt="o",
-                    ms=6, capsize=2, lw=0.8, color=f"C{i}", label=f"chapter {ch}")
-    front = pts[pts["front"]].sort_values("train_seconds_mean")
-    ax.step(front["train_seconds_mean"], front["auc_mean"], where="post", color="0.4", lw=1, ls="--", label="Pareto front")
-    for _, r in pts.iterrows():
-        ax.annotate(r["model"] or r["chapter"], (r["train_seconds_mean"], r["auc_mean"]), xytext=(6, -11),
-                    textcoords="offset points", fontsize=8, weight="bold" if r["front"] else "normal")
-    ax.set_xscale("log")
-    x_lo, x_hi = ax.get_xlim()  # plain numbers (50, 80) on the log axis, every minor tick labelled within a decade
-    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}") if x_hi / x_lo < 10 else plt.NullFormatter())
-    ax.set(xlabel="training seconds on 2 CPU cores (log scale; mean ± sd over each record's seeds)", ylabel="test AUC",
-           title=f"{dataset}, {profile}: every recorded classification model of the suite (bold: Pareto front)")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    fig = pareto_plot(pts, "auc", "train_seconds",
+                      title=f"{dataset}, {profile}: every recorded classification model of the suite (bold: Pareto front)")
     fig.savefig(path, dpi=120)
     print(f"\n<!-- figure written: {path.name} ({len(pts)} models) -->")
 

@@ -106,8 +106,8 @@ def segmentation_table(recs: list[dict]) -> str:
                      f"{rows[0]['parameters']:,} | {ms([x['train s'] for x in rows], '{:.0f}')} |")
     d = [r["metrics"]["test"]["dice"] - r["metrics"]["test"]["unet_dice"] for r in recs]
     ci = t_interval(d)
-    return ("\n".join(lines) + f"\n\nTransUNet − U-Net Dice per seed: {', '.join(f'{x:+.3f}' for x in d)}; mean "
-            f"{ci['mean']:+.3f}, 95 % t-interval {ci['lo']:+.3f} to {ci['hi']:+.3f}.")
+    spread = f"; mean {ci['mean']:+.3f}, 95 % t-interval {ci['lo']:+.3f} to {ci['hi']:+.3f}" if len(d) > 1 else " (one run)"
+    return "\n".join(lines) + f"\n\nTransUNet − U-Net Dice per seed: {', '.join(f'{x:+.3f}' for x in d)}{spread}."
 
 
 def times_table(by_ds: dict[str, list[dict]]) -> str:
@@ -157,14 +157,14 @@ def main(argv=None) -> int:
         return 1
     commits = sorted({r["git_commit"][:7] for recs in by_ds.values() for r in recs})
     print(f"<!-- bench/hybrids.py --profile {a.profile}: commits {', '.join(commits)} -->\n")
-    order = sorted(by_ds, key=lambda d: (d != "pneumoniamnist", bool(by_ds[d][0].get("segmentation")), d))
+    order = sorted(by_ds, key=lambda d: (d != "pneumoniamnist", bool(by_ds[d][0].get("segmentation")), d == "drive", d))
     by_ds = {d: by_ds[d] for d in order}  # the default path first, segmentation last
     for ds, recs in by_ds.items():
         seeds = sorted(r["seed"] for r in recs)
         if "segmentation" in recs[0] and recs[0]["segmentation"]:
-            print(f"**{ds}: segmentation** (test split; {len(recs)} runs, seeds {seeds}):\n\n{segmentation_table(recs)}\n")
+            print(f"**{ds}: segmentation** (test split; {len(recs)} run{'s' if len(recs) > 1 else ''}, seeds {seeds}):\n\n{segmentation_table(recs)}\n")
             continue
-        print(f"**{ds}** (test split; {len(recs)} runs, seeds {seeds}; mean ± sd over seeds):\n\n"
+        print(f"**{ds}** (test split; {len(recs)} run{'s' if len(recs) > 1 else ''}, seeds {seeds}; mean ± sd over seeds):\n\n"
               f"{classification_table(recs)}\n")
         if ds.endswith("3d"):
             print(v2_check(recs) + "\n")

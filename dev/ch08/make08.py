@@ -77,9 +77,9 @@ from medlib import report as rep
 from medlib.cost import count_macs, count_parameters
 from medlib.data.batches import normalize
 from medlib.data.medmnist import load
-from medlib.evaluation import evaluate, predict
+from medlib.evaluation import predict
 from medlib.metrics import classification as mc
-from medlib.models.hybrid import ConvStem, ConvStemViT, TransUNet
+from medlib.models.hybrid import ConvStem, TransUNet
 from medlib.recipes import hybrids as rh
 from medlib.reuse import train_or_reuse
 from medlib.transfer import features
@@ -551,7 +551,8 @@ Each has a hint; worked solutions that run are in `notebooks/solutions/08_hybrid
    ablation table? *Hint:* permutation importance of correlated features is shared between them.
 3. **A deeper transformer after the stem.** Train the conv-stem ViT with 4 blocks instead of 2
    (`rh.HYBRID | {"depth": 4}`) at the same images seen. Did validation AUC improve enough to pay
-   for the extra seconds? *Hint:* build it with `run.build(conv_stem_vit, C, K, S, label=..., **kw)`
+   for the extra seconds? *Hint:* `from medlib.models.hybrid import conv_stem_vit`, build it with
+   `run.build(conv_stem_vit, C, K, S, label=..., **kw)`
    and train with `rh.train_network("conv-stem ViT", ...)`.
 4. **Late fusion's weight.** Plot validation AUC against the late-fusion weight `w` (`curve`). How
    flat is it near its maximum, and what does that say about choosing `w` on 500 images? *Hint:*

@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmarks: the machine description and JSON output."""
+"""Shared helpers of the benchmarks: the machine description, JSON output, mean ± sd cells."""
 
 from __future__ import annotations
 
@@ -77,3 +77,13 @@ def per_dataset(runs: list[dict], candidate: str, datasets: list[str], metrics: 
                          for k in metrics}
             out[flag].update({k: float(np.mean([r[k] for r in rs])) for k in means})
     return out
+
+
+def ms(values, fmt: str = "{:.3f}") -> str:
+    """A table cell: mean ± sample sd (ddof 1) of the finite values, "x (one run)" for one, "" for none."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if not len(v):
+        return ""
+    if len(v) == 1:
+        return fmt.format(v[0]) + " (one run)"
+    return fmt.format(v.mean()) + " ± " + fmt.replace("+", "").format(v.std(ddof=1))

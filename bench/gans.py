@@ -14,9 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import ms  # noqa: E402
+
 from medlib.metrics.common import t_interval  # noqa: E402
 
 RUNS = Path(__file__).resolve().parent / "results" / "runs"
@@ -28,15 +28,6 @@ COLUMNS = ("domain FID", "FID sd (10 halves)", "KID", "precision", "recall", "co
 def records(dataset: str, profile: str) -> list[dict]:
     recs = [json.loads(p.read_text()) for p in sorted(RUNS.glob(f"04_gans_{dataset}_{profile}_cpu_seed*.json"))]
     return [r for r in recs if not r.get("reused")]
-
-
-def ms(values, fmt: str = "{:.3f}") -> str:
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    if not len(v):
-        return ""
-    if len(v) == 1:
-        return fmt.format(v[0]) + " (one run)"
-    return fmt.format(v.mean()) + " ± " + fmt.replace("+", "").format(v.std(ddof=1))
 
 
 def evaluation_table(recs: list[dict]) -> str:

@@ -494,7 +494,7 @@ def _threshold(target: dict) -> tuple[str, float]:
         from medlib.baselines import medmnist_baselines
 
         row = target["min_from"].removeprefix("MedMNIST v2: ")
-        return ">=", medmnist_baselines(target["dataset"])[row][target["metric"]]
+        return ">=", medmnist_baselines(target["dataset"])[row][target.get("baseline_metric", target["metric"])]
     return (">=", target["min"]) if "min" in target else ("<=", target["max"])
 
 

@@ -138,7 +138,16 @@ def _unet() -> dict:
     return dict(datasets=list(DATASETS), models=list(MODELS), choices={"loss": list(LOSSES)}, allow_path_dataset=True)
 
 
-SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "03_autoencoders": _autoencoders, "04_gans": _gans, "05_unet": _unet, "06_transfer_learning": _transfer, "07_vit": _vit, "09_xai": _xai, "11_trust": _trust}
+def _hybrids() -> dict:
+    from medlib.data import registry
+    from medlib.data.segmentation import DATASETS
+
+    single = [f for f in registry.flags() if not registry.info(f).multilabel]  # fusion learners need one label
+    return dict(datasets=single, choices={"size": [28, 64], "seg_dataset": [None, *DATASETS],
+                                          "learner": ["auto", "gbm", "logistic"]})
+
+
+SPECS = {"00_data_tour": _data_tour, "01_cnn": _cnn, "02_rnn": _rnn, "03_autoencoders": _autoencoders, "04_gans": _gans, "05_unet": _unet, "06_transfer_learning": _transfer, "07_vit": _vit, "08_hybrids": _hybrids, "09_xai": _xai, "11_trust": _trust}
 
 
 def spec(chapter: str) -> dict:

@@ -30,6 +30,7 @@ METRICS = {"01_cnn": ("auc", "acc"), "02_rnn": ("auc", "acc", "balanced_acc", "s
            "05_unet": ("dice", "dice_pooled", "auc_pooled", "sens_pooled", "spec_pooled", "hd95"),
            "06_transfer_learning": ("auc", "acc", "scratch_auc", "scratch_acc"),
            "07_vit": ("auc", "acc"),
+           "08_hybrids": ("auc", "acc", "cnn_auc", "vit_auc", "fused_auc", "features_auc", "late_auc", "dice", "unet_dice"),
            "09_xai": ("auc", "acc", "pointing_gradcam", "deletion_auc_gradcam", "insertion_auc_gradcam",
                       "randomisation_spearman_gradcam"),
            "11_trust": ("auc", "acc", "ece_before", "ece_after", "auc_after", "conformal_coverage", "conformal_set_size",

@@ -66,3 +66,26 @@ def test_learners_fit_and_refuse_unknown_names(data):
     ml = synthetic("multi-label, binary-class", n=8)
     with pytest.raises(ValueError, match="multi-label"):
         H.labels_of(ml.train)
+
+
+def test_networks_are_built_under_a_seed_and_sized_to_their_parents(data):
+    a = H.build_network("conv-stem ViT", data.info, 28, seed=3)
+    b = H.build_network("conv-stem ViT", data.info, 28, seed=3)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    cnn = H.build_network("CNN", data.info, 28, seed=3)
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert 0.8 < n(a) / n(cnn) < 1.3  # the hybrid is sized to the CNN
+    with pytest.raises(ValueError, match="valid choices"):
+        H.build_network("mlp", data.info, 28, seed=0)
+    assert H.epochs_for(data.train, 240) == 10 and H.epochs_for(data.train, 240, epochs=2) == 2
+
+
+def test_unetr_reference_builds_for_2d_images_of_its_size():
+    from monai.networks.nets import UNETR
+
+    from medlib.cost import count_parameters
+
+    torch.manual_seed(0)
+    net = UNETR(1, 1, **H.unetr_kwargs(32))
+    assert net(torch.randn(2, 1, 32, 32)).shape == (2, 1, 32, 32)
+    assert 1.0e6 < count_parameters(net) < 2.5e6  # twelve blocks of width 96, scaled down from the paper's 88 M

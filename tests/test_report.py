@@ -139,3 +139,20 @@ def test_pareto_front_and_cost_points(runs):
     assert best["front"]  # the best score is always on the front
     by_params = cost_points(tables, "auc", cost="model_params")
     assert by_params.attrs["cost"] == "model_params" and by_params["front"].sum() == 1  # equal sizes: one wins
+
+
+def test_pareto_plot_labels_every_point_and_draws_the_front(runs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from medlib.report import cost_points
+    from medlib.viz.benchmark import pareto_plot
+
+    pts = cost_points(summarise(runs_frame(load_records(runs))), "auc", "train_seconds")
+    fig = pareto_plot(pts, "auc", "train_seconds", highlight="01_cnn")
+    ax = fig.axes[0]
+    labels = [t for t in ax.texts]
+    assert len(labels) == len(pts)  # one label per configuration
+    assert sum(t.get_fontweight() == "bold" for t in labels) == int(pts["front"].sum())  # the front in bold
+    assert ax.get_xscale() == "log" and ax.get_legend() is not None
+    assert pareto_plot(pts.iloc[:0]) is None

@@ -105,7 +105,7 @@ def test_shipped_grids_are_valid_here(name, data_root, monkeypatch):
     assert {"01_cnn", "02_rnn", "05_unet", "07_vit"} <= chapters
     assert {s.profile for s in specs} == {name}
     if name == "smoke":  # every chapter that benchmarks something, two seeds
-        assert chapters == {"00_data_tour", "01_cnn", "02_rnn", "03_autoencoders", "04_gans", "05_unet", "06_transfer_learning", "07_vit", "09_xai", "11_trust"}
+        assert chapters == {"00_data_tour", "01_cnn", "02_rnn", "03_autoencoders", "04_gans", "05_unet", "06_transfer_learning", "07_vit", "08_hybrids", "09_xai", "11_trust"}
         assert all(sorted(s.kwargs["seed"] for s in specs if s.chapter == c) == [0, 1] for c in chapters - {"00_data_tour"})
 
 

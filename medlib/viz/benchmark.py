@@ -105,3 +105,34 @@ def cost_plot(points, metric: str = "auc", cost: str = "run_seconds"):
                  "mean ± std over seeds", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def pareto_plot(points, metric: str = "auc", cost: str = "train_seconds", title: str = "", highlight: str | None = None):
+    """One dataset's `medlib.report.cost_points` on one readable panel: test score against cost
+    (log scale), mean ± sd over seeds, every point labelled with its model (bold: on the Pareto
+    front, drawn as a step line), one colour per chapter with the legend outside; the rows of
+    chapter `highlight` (e.g. this run's models) as black stars. None when there are no points."""
+    if points is None or not len(points):
+        return None
+    c, v = f"{cost}_mean", f"{metric}_mean"
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    for i, (ch, g) in enumerate(points.groupby("chapter", sort=True)):
+        mine = ch == highlight
+        ax.errorbar(g[c], g[v], xerr=g[f"{cost}_std"].fillna(0), yerr=g[f"{metric}_std"].fillna(0),
+                    fmt="*" if mine else "o", ms=13 if mine else 6, capsize=2, lw=0.8, color="k" if mine else f"C{i}",
+                    label=ch if mine else f"chapter {ch}", zorder=3 if mine else 2)
+    front = points[points["front"]].sort_values(c)
+    ax.step(front[c], front[v], where="post", color="0.4", lw=1, ls="--", label="Pareto front")
+    for _, r in points.iterrows():
+        ax.annotate(r["model"] or r["chapter"], (r[c], r[v]), xytext=(6, -11), textcoords="offset points", fontsize=8,
+                    weight="bold" if r["front"] else "normal")
+    ax.set_xscale("log")
+    x_lo, x_hi = ax.get_xlim()  # plain numbers (50, 80) on the log axis, every minor tick labelled within a decade
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(plt.FuncFormatter(lambda x, _: f"{x:g}") if x_hi / x_lo < 10 else plt.NullFormatter())
+    ax.set(xlabel=f"{cost.replace('_', ' ')} (log scale; mean ± sd over each record's seeds)", ylabel=f"test {metric}",
+           title=title or f"{points['dataset'].iloc[0]}: accuracy against cost (bold: on the Pareto front)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -51,6 +51,7 @@ CHAPTERS = {
     "04_gans": True,  # the class and latent-walk explorer (section 9): a class menu and a t slider
     "05_unet": True,  # medlib.viz.segmentation.threshold_explorer (section 10)
     "07_vit": True,  # medlib.viz.vit.attention_explorer (section 9): image, block, head
+    "08_hybrids": True,  # the GLCM explorer (section 3): image, grey levels, offset
     "09_xai": True,  # medlib.viz.xai.explorer (section 9): image, method, class, layer
     "10_benchmark": True,
     "11_trust": True,  # the temperature explorer (section 10): reliability diagram against T  # the winner's-curse figure (section 5): k configurations tried on the test set

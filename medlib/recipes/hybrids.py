@@ -91,7 +91,7 @@ def train_network(name: str, model: nn.Module, train: Split, val: Split, *, epoc
 
 def unetr_kwargs(side: int) -> dict:
     """MONAI's UNETR for 2D `side`-px inputs, scaled down for a few hundred images: its twelve
-    transformer blocks at width 96 (4 heads), decoder features 8, batch norm (1.6 M parameters;
+    transformer blocks at width 96 (4 heads), decoder features 8, batch norm (1.7 M parameters;
     the paper's 768-wide model has 88 M)."""
     return {"img_size": side, "feature_size": 8, "hidden_size": 96, "mlp_dim": 384, "num_heads": 4,
             "spatial_dims": 2, "norm_name": "batch"}

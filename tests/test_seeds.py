@@ -87,3 +87,19 @@ def test_two_models_under_one_label_are_both_recorded():
     build_classifier("simplecnn", info, run=run, label="x")  # same label, same seed: same weights, one entry
     run.build(torch.nn.Linear, 3, 2, label="x")  # same label, another model: kept as "x #2"
     assert list(run.init) == ["x", "x #2"] and run.init["x"] != run.init["x #2"]
+
+
+def test_build_seeded_derives_the_seed_from_the_label_and_needs_one():
+    import pytest
+    import torch
+
+    from medlib.recipes.classification import build_seeded
+
+    def make():
+        return torch.nn.Linear(4, 2)
+
+    a, b = build_seeded(make, seed=0, label="x"), build_seeded(make, seed=0, label="x")
+    c = build_seeded(make, seed=0, label="y")
+    assert torch.equal(a.weight, b.weight) and not torch.equal(a.weight, c.weight)
+    with pytest.raises(ValueError, match="needs a run or a seed"):
+        build_seeded(make, label="x")

@@ -116,18 +116,21 @@ def task_loss(task: str, class_weights: torch.Tensor | None = None, label_smooth
     return lambda logits, y: F.cross_entropy(logits, y, weight=class_weights, label_smoothing=label_smoothing)
 
 
+def build_seeded(factory, *args, run=None, seed: int | None = None, label: str = "model", **kwargs) -> torch.nn.Module:
+    """`factory(*args, **kwargs)` built under a seed: with `run`, `run.build` (the run's seed,
+    recorded in results.json); without, `seed` with the same derivation (scripts and tests)."""
+    if run is not None:
+        return run.build(factory, *args, label=label, seed=seed, **kwargs)
+    if seed is None:
+        raise ValueError(f"building {label!r} needs a run or a seed")
+    torch.manual_seed(derive_seed(seed, label))
+    return factory(*args, **kwargs)
+
+
 def build_classifier(name: str, info: DatasetInfo, size: int = 28, *, run=None, seed: int | None = None,
                      label: str = "model", channels_last: bool = True) -> torch.nn.Module:
-    """A classifier for a MedMNIST dataset, built under a seed: with `run`, `run.build` (the
-    run's seed, recorded); without, `seed` (the same derivation, for scripts and tests)."""
-    args = (build_model, name, info.n_channels, info.n_classes, size)
-    if run is not None:
-        model = run.build(*args, label=label, seed=seed)
-    else:
-        if seed is None:
-            raise ValueError("build_classifier() needs a run or a seed")
-        torch.manual_seed(derive_seed(seed, label))
-        model = build_model(*args[1:])
+    """A classifier for a MedMNIST dataset, built under a seed (`build_seeded`)."""
+    model = build_seeded(build_model, name, info.n_channels, info.n_classes, size, run=run, seed=seed, label=label)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 

@@ -18,7 +18,6 @@ from torch import nn
 
 from medlib.data.medmnist import Split
 from medlib.data.registry import DatasetInfo
-from medlib.env import derive_seed
 from medlib.features import FAMILIES, family_of, feature_matrix
 from medlib.metrics.classification import classification_metrics
 from medlib.models.hybrid import conv_stem_vit
@@ -67,13 +66,7 @@ def build_network(name: str, info: DatasetInfo, size: int = 28, *, run=None, see
     from medlib.models.vit import vit
 
     factory, kw = (vit, {"patch": rv.patch_for(size), **rv.model_kwargs()}) if name == "ViT" else (conv_stem_vit, HYBRID)
-    args = (factory, info.n_channels, info.n_classes, size)
-    if run is not None:
-        return run.build(*args, label=name, seed=seed, **kw)
-    if seed is None:
-        raise ValueError("build_network() needs a run or a seed")
-    torch.manual_seed(derive_seed(seed, name))
-    return factory(*args[1:], **kw)
+    return rc.build_seeded(factory, info.n_channels, info.n_classes, size, run=run, seed=seed, label=name, **kw)
 
 
 def train_network(name: str, model: nn.Module, train: Split, val: Split, *, epochs: int, device=None,

@@ -23,9 +23,8 @@ import torch
 from medlib.data.augment import standard_3d
 from medlib.data.medmnist import Split
 from medlib.data.registry import DatasetInfo
-from medlib.env import derive_seed
 from medlib.models.rnn import build_model
-from medlib.recipes.classification import balanced_class_weights, standard_epochs
+from medlib.recipes.classification import balanced_class_weights, build_seeded, standard_epochs
 
 RECIPES = ("standard", "paper")
 
@@ -84,10 +83,5 @@ def build_volume_classifier(name: str, info: DatasetInfo, size: int = 28, *, run
     keyword arguments chosen on validation (`STANDARD_CHOICES["model_kw"][name]`) apply unless
     `kwargs` override them."""
     kwargs = {**STANDARD_CHOICES["model_kw"].get(name, {}), **kwargs}
-    args = (build_model, name, info.n_channels, info.n_classes, size)
-    if run is not None:
-        return run.build(*args, label=label, seed=seed, **kwargs)
-    if seed is None:
-        raise ValueError("build_volume_classifier() needs a run or a seed")
-    torch.manual_seed(derive_seed(seed, label))
-    return build_model(*args[1:], **kwargs)
+    return build_seeded(build_model, name, info.n_channels, info.n_classes, size, run=run, seed=seed, label=label,
+                        **kwargs)
